@@ -1,0 +1,59 @@
+// Marshalling for the driver, through dbus-next: decoding call arguments and
+// encoding what the bus answers. Off the hot path by construction.
+/* eslint-disable @typescript-eslint/no-var-requires */
+const DBusBuffer = require('dbus-next/lib/dbus-buffer');
+const { marshallMessage } = require('dbus-next/lib/marshall-compat');
+const { Variant } = require('dbus-next');
+
+export { Variant };
+
+export const BUS_NAME = 'org.freedesktop.DBus';
+export const BUS_PATH = '/org/freedesktop/DBus';
+
+export enum MessageType {
+  MethodCall = 1,
+  MethodReturn = 2,
+  Error = 3,
+  Signal = 4,
+}
+
+export const NO_REPLY_EXPECTED = 0x1;
+
+/** Decodes a body as dbus-next's marshaller format (arrays of values). */
+export function decodeBody(signature: string, body: Buffer, bigEndian: boolean): unknown[] {
+  if (signature === '') return [];
+  const buf = new DBusBuffer(body, 0, bigEndian ? 66 : 108);
+  return buf.read(signature) as unknown[];
+}
+
+interface Outgoing {
+  type: MessageType;
+  destination?: string;
+  path?: string;
+  interface?: string;
+  member?: string;
+  errorName?: string;
+  replySerial?: number;
+  signature?: string;
+  body?: unknown[];
+}
+
+/** A complete message from the bus; the serial is a placeholder the addon replaces. */
+export function encode(msg: Outgoing): Buffer {
+  const raw: Record<string, unknown> = {
+    type: msg.type,
+    serial: 1,
+    flags: NO_REPLY_EXPECTED,
+    sender: BUS_NAME,
+    destination: msg.destination,
+    path: msg.path,
+    interface: msg.interface,
+    member: msg.member,
+    errorName: msg.errorName,
+    replySerial: msg.replySerial,
+    signature: msg.signature ?? '',
+    body: msg.body ?? [],
+  };
+  const [buffer] = marshallMessage(raw) as [Buffer, number[]];
+  return buffer;
+}

@@ -1,0 +1,294 @@
+// The org.freedesktop.DBus driver: answers calls addressed to the bus. Name
+// registry, matches and credentials live in the engine; this module only
+// translates D-Bus calls into engine commands and back.
+import type { DriverCall, NativeBus } from '../native';
+import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, NO_REPLY_EXPECTED, Variant } from './codec';
+import { INTERFACES, InterfaceSpec, MethodSpec } from './interfaces';
+import { introspectXml } from './introspect';
+import { isValidBusName } from './names';
+
+export interface DriverContext {
+  native: NativeBus;
+  guid: string;
+  machineId: string;
+  busUid: number;
+  features(): string[];
+  interfaces(): string[];
+  reloadConfig(): void;
+  updateActivationEnvironment(vars: Record<string, string>): void;
+}
+
+const ERR = 'org.freedesktop.DBus.Error.';
+
+class DBusError extends Error {
+  constructor(readonly errorName: string, message: string) {
+    super(message);
+  }
+}
+
+type Handler = (call: DriverCall, args: unknown[]) => { signature: string; body: unknown[] } | void;
+
+export class Driver {
+  private readonly handlers: Map<string, Handler>;
+
+  constructor(private readonly ctx: DriverContext) {
+    this.handlers = new Map<string, Handler>([
+      ['org.freedesktop.DBus.Hello', (c) => this.hello(c)],
+      ['org.freedesktop.DBus.RequestName', (c, a) => this.requestName(c, a[0] as string, a[1] as number)],
+      ['org.freedesktop.DBus.ReleaseName', (c, a) => this.releaseName(c, a[0] as string)],
+      ['org.freedesktop.DBus.StartServiceByName', (_c, a) => this.startServiceByName(a[0] as string)],
+      ['org.freedesktop.DBus.UpdateActivationEnvironment', (_c, a) => this.updateActivationEnvironment(a[0] as [string, string][])],
+      ['org.freedesktop.DBus.NameHasOwner', (_c, a) => ({ signature: 'b', body: [this.owner(a[0] as string) !== null] })],
+      ['org.freedesktop.DBus.ListNames', () => ({ signature: 'as', body: [[BUS_NAME, ...this.ctx.native.listNames()]] })],
+      ['org.freedesktop.DBus.ListActivatableNames', () => ({ signature: 'as', body: [[BUS_NAME]] })],
+      ['org.freedesktop.DBus.AddMatch', (c, a) => this.addMatch(c, a[0] as string)],
+      ['org.freedesktop.DBus.RemoveMatch', (c, a) => this.removeMatch(c, a[0] as string)],
+      ['org.freedesktop.DBus.GetNameOwner', (_c, a) => this.getNameOwner(a[0] as string)],
+      ['org.freedesktop.DBus.ListQueuedOwners', (_c, a) => this.listQueuedOwners(a[0] as string)],
+      ['org.freedesktop.DBus.GetConnectionUnixUser', (_c, a) => this.unixUser(a[0] as string)],
+      ['org.freedesktop.DBus.GetConnectionUnixProcessID', (_c, a) => this.unixProcessId(a[0] as string)],
+      ['org.freedesktop.DBus.GetAdtAuditSessionData', (_c, a) => this.auditData(a[0] as string)],
+      ['org.freedesktop.DBus.GetConnectionSELinuxSecurityContext', (_c, a) => this.selinuxContext(a[0] as string)],
+      ['org.freedesktop.DBus.ReloadConfig', () => this.ctx.reloadConfig()],
+      ['org.freedesktop.DBus.GetId', () => ({ signature: 's', body: [this.ctx.guid] })],
+      ['org.freedesktop.DBus.GetConnectionCredentials', (_c, a) => this.credentials(a[0] as string)],
+      ['org.freedesktop.DBus.Properties.Get', (_c, a) => this.getProperty(a[0] as string, a[1] as string)],
+      ['org.freedesktop.DBus.Properties.GetAll', (_c, a) => this.getAllProperties(a[0] as string)],
+      ['org.freedesktop.DBus.Properties.Set', (_c, a) => this.setProperty(a[0] as string, a[1] as string)],
+      ['org.freedesktop.DBus.Introspectable.Introspect', () => ({ signature: 's', body: [introspectXml()] })],
+      ['org.freedesktop.DBus.Peer.GetMachineId', () => ({ signature: 's', body: [this.ctx.machineId] })],
+      ['org.freedesktop.DBus.Peer.Ping', () => undefined],
+    ]);
+  }
+
+  handle(call: DriverCall): void {
+    if (call.type !== MessageType.MethodCall) return;  // signals and stray replies to the bus are dropped
+    try {
+      if (call.registering) {
+        this.hello(call);
+        return;
+      }
+      const [iface, method] = this.lookup(call);
+      if (method.in.join('') !== call.signature) {
+        throw new DBusError(
+          `${ERR}InvalidArgs`,
+          `Call to ${method.name} has wrong args (${call.signature}, expected ${method.in.join('')})`,
+        );
+      }
+      const handler = this.handlers.get(`${iface.name}.${method.name}`);
+      if (!handler) throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+      const args = decodeBody(call.signature, call.body, call.bigEndian);
+      const result = handler(call, args);
+      this.reply(call, result ?? { signature: '', body: [] });
+    } catch (e) {
+      if (e instanceof DBusError) this.error(call, e.errorName, e.message);
+      else this.error(call, `${ERR}Failed`, String(e instanceof Error ? e.message : e));
+    }
+  }
+
+  private lookup(call: DriverCall): [InterfaceSpec, MethodSpec] {
+    if (call.interface !== undefined) {
+      const iface = INTERFACES.find((i) => i.name === call.interface);
+      if (!iface) throw new DBusError(`${ERR}UnknownInterface`, `${BUS_NAME} does not understand interface ${call.interface}`);
+      const method = iface.methods.find((mm) => mm.name === call.member);
+      if (!method) throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+      return [iface, method];
+    }
+    // Without an interface, the first interface that has the member answers.
+    for (const iface of INTERFACES) {
+      const method = iface.methods.find((mm) => mm.name === call.member);
+      if (method) return [iface, method];
+    }
+    throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+  }
+
+  private reply(call: DriverCall, result: { signature: string; body: unknown[] }): void {
+    if (call.flags & NO_REPLY_EXPECTED) return;
+    this.ctx.native.send(
+      encode({
+        type: MessageType.MethodReturn,
+        destination: call.sender,
+        replySerial: call.serial,
+        signature: result.signature,
+        body: result.body,
+      }),
+    );
+  }
+
+  private error(call: DriverCall, name: string, text: string): void {
+    if (call.flags & NO_REPLY_EXPECTED) return;
+    this.ctx.native.sendError(call.sender, call.serial, name, text);
+  }
+
+  private hello(call: DriverCall): void {
+    if (!call.registering) throw new DBusError(`${ERR}Failed`, 'Already handled an Hello message');
+    // dbus-daemon order: the reply, then NameAcquired for the unique name.
+    this.reply(call, { signature: 's', body: [call.sender] });
+    this.ctx.native.send(
+      encode({
+        type: MessageType.Signal,
+        destination: call.sender,
+        path: BUS_PATH,
+        interface: BUS_NAME,
+        member: 'NameAcquired',
+        signature: 's',
+        body: [call.sender],
+      }),
+    );
+  }
+
+  private requestName(call: DriverCall, name: string, flags: number) {
+    if (!isValidBusName(name)) throw new DBusError(`${ERR}InvalidArgs`, `Requested bus name "${name}" is not valid`);
+    if (name.startsWith(':')) {
+      throw new DBusError(`${ERR}InvalidArgs`, `Cannot acquire a service starting with ':' such as "${name}"`);
+    }
+    if (name === BUS_NAME) {
+      throw new DBusError(
+        `${ERR}AccessDenied`,
+        `Connection "${call.sender}" is not allowed to own the service "${name}" because it is reserved for D-Bus' use only`,
+      );
+    }
+    const rc = this.ctx.native.requestName(call.sender, name, flags);
+    if (rc < 0) throw new DBusError(rc === -7 ? `${ERR}LimitsExceeded` : `${ERR}Failed`, `Could not acquire name "${name}" (errno ${-rc})`);
+    return { signature: 'u', body: [rc] };
+  }
+
+  private releaseName(call: DriverCall, name: string) {
+    if (!isValidBusName(name)) throw new DBusError(`${ERR}InvalidArgs`, `Given bus name "${name}" is not valid`);
+    if (name.startsWith(':')) {
+      throw new DBusError(`${ERR}InvalidArgs`, `Cannot release a service starting with ':' such as "${name}"`);
+    }
+    if (name === BUS_NAME) {
+      throw new DBusError(`${ERR}InvalidArgs`, `Cannot release the ${BUS_NAME} service because it is owned by the bus`);
+    }
+    const rc = this.ctx.native.releaseName(call.sender, name);
+    if (rc < 0) throw new DBusError(`${ERR}Failed`, `Could not release name "${name}" (errno ${-rc})`);
+    return { signature: 'u', body: [rc] };
+  }
+
+  private startServiceByName(name: string) {
+    if (this.owner(name) !== null) return { signature: 'u', body: [2] };  // DBUS_START_REPLY_ALREADY_RUNNING
+    throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
+  }
+
+  private updateActivationEnvironment(pairs: [string, string][]) {
+    const vars: Record<string, string> = {};
+    for (const [k, v] of pairs) vars[k] = v;
+    this.ctx.updateActivationEnvironment(vars);
+  }
+
+  private owner(name: string): string | null {
+    if (name === BUS_NAME) return BUS_NAME;
+    return this.ctx.native.getNameOwner(name);
+  }
+
+  private getNameOwner(name: string) {
+    const owner = this.owner(name);
+    if (owner === null) {
+      throw new DBusError(`${ERR}NameHasNoOwner`, `Could not get owner of name '${name}': no such name`);
+    }
+    return { signature: 's', body: [owner] };
+  }
+
+  private listQueuedOwners(name: string) {
+    if (name === BUS_NAME) return { signature: 'as', body: [[BUS_NAME]] };
+    const owners = this.ctx.native.listQueuedOwners(name);
+    if (owners === null) {
+      throw new DBusError(`${ERR}NameHasNoOwner`, `Could not get owners of name '${name}': no such name`);
+    }
+    return { signature: 'as', body: [owners] };
+  }
+
+  private addMatch(call: DriverCall, rule: string) {
+    const err = this.ctx.native.addMatch(call.sender, rule);
+    if (err === 'E:limit') {
+      throw new DBusError(`${ERR}LimitsExceeded`, 'Connection has too many match rules');
+    }
+    if (err !== null) throw new DBusError(`${ERR}MatchRuleInvalid`, err);
+  }
+
+  private removeMatch(call: DriverCall, rule: string) {
+    const err = this.ctx.native.removeMatch(call.sender, rule);
+    if (err === 'E:notfound') {
+      throw new DBusError(`${ERR}MatchRuleNotFound`, "The given match rule wasn't found and can't be removed");
+    }
+    if (err !== '') throw new DBusError(`${ERR}MatchRuleInvalid`, err);
+  }
+
+  /** Credentials of a connection, or of the bus itself for org.freedesktop.DBus. */
+  private creds(name: string, what: string) {
+    if (name === BUS_NAME) {
+      return { unique: BUS_NAME, uid: this.ctx.busUid, pid: process.pid, gid: process.getgid?.() };
+    }
+    const c = this.ctx.native.getCredentials(name);
+    if (c === null) throw new DBusError(`${ERR}NameHasNoOwner`, `Could not get ${what} of name '${name}': no such name`);
+    return c;
+  }
+
+  private unixUser(name: string) {
+    const c = this.creds(name, 'UID');
+    if (c.uid === undefined) throw new DBusError(`${ERR}Failed`, `Could not determine UID for '${name}'`);
+    return { signature: 'u', body: [c.uid] };
+  }
+
+  private unixProcessId(name: string) {
+    const c = this.creds(name, 'PID');
+    if (c.pid === undefined) {
+      throw new DBusError(`${ERR}UnixProcessIdUnknown`, `Could not determine PID for '${name}'`);
+    }
+    return { signature: 'u', body: [c.pid] };
+  }
+
+  private auditData(name: string) {
+    this.creds(name, 'audit session data');
+    throw new DBusError(`${ERR}AdtAuditDataUnknown`, `Could not determine audit session data for '${name}'`);
+  }
+
+  private selinuxContext(name: string) {
+    this.creds(name, 'security context');
+    throw new DBusError(`${ERR}SELinuxSecurityContextUnknown`, `Could not determine security context for '${name}'`);
+  }
+
+  private credentials(name: string) {
+    const c = this.creds(name, 'credentials');
+    const dict: Record<string, unknown> = {};
+    if (c.uid !== undefined) dict.UnixUserID = new Variant('u', c.uid);
+    if ('groups' in c && c.groups !== undefined) dict.UnixGroupIDs = new Variant('au', c.groups);
+    if (c.pid !== undefined) dict.ProcessID = new Variant('u', c.pid);
+    if ('seclabel' in c && c.seclabel !== undefined) {
+      dict.LinuxSecurityLabel = new Variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
+    }
+    return { signature: 'a{sv}', body: [dict] };
+  }
+
+  private checkBusInterface(iface: string): void {
+    if (iface !== BUS_NAME && iface !== '') {
+      throw new DBusError(`${ERR}UnknownInterface`, `Interface "${iface}" does not exist`);
+    }
+  }
+
+  private properties(): Record<string, unknown> {
+    return {
+      Features: new Variant('as', this.ctx.features()),
+      Interfaces: new Variant('as', this.ctx.interfaces()),
+    };
+  }
+
+  private getProperty(iface: string, prop: string) {
+    this.checkBusInterface(iface);
+    const props = this.properties();
+    if (!(prop in props)) throw new DBusError(`${ERR}UnknownProperty`, `Property "${prop}" does not exist`);
+    return { signature: 'v', body: [props[prop]] };
+  }
+
+  private getAllProperties(iface: string) {
+    this.checkBusInterface(iface);
+    return { signature: 'a{sv}', body: [this.properties()] };
+  }
+
+  private setProperty(iface: string, prop: string): never {
+    this.checkBusInterface(iface);
+    if (!(prop in this.properties())) throw new DBusError(`${ERR}UnknownProperty`, `Property "${prop}" does not exist`);
+    throw new DBusError(`${ERR}PropertyReadOnly`, `Property "${prop}" cannot be set`);
+  }
+}

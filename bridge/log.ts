@@ -1,0 +1,46 @@
+/**
+ * The bus's diagnostics. They go to standard error only: standard output may
+ * be the pipe a caller reads the bus address from, and anything else written
+ * there would corrupt it.
+ */
+import * as fs from 'fs';
+
+export type LogLevel = 'info' | 'warning' | 'error';
+
+export interface LogSettings {
+  /** Write to standard error (off with --syslog-only, or once daemonized). */
+  stderr: boolean;
+  /** Requested by --syslog / <syslog/>; not delivered yet, kept for when it is. */
+  syslog: boolean;
+}
+
+const settings: LogSettings = { stderr: true, syslog: false };
+let program = 'kdbus-bridge';
+
+export function configureLog(next: Partial<LogSettings>, name?: string): void {
+  Object.assign(settings, next);
+  if (name !== undefined) program = name;
+}
+
+export function logSettings(): Readonly<LogSettings> {
+  return settings;
+}
+
+// Every level reads the same on standard error, as dbus-daemon's do; the level
+// matters only to syslog.
+function emit(_level: LogLevel, message: string): void {
+  if (!settings.stderr) return;
+  const line = `${program}[${process.pid}]: ${message}\n`;
+  try {
+    // Synchronous so messages written just before exit are not lost.
+    fs.writeSync(2, line);
+  } catch {
+    // Standard error may be closed or a broken pipe; a bus must not die of it.
+  }
+}
+
+export const log = {
+  info: (message: string): void => emit('info', message),
+  warn: (message: string): void => emit('warning', message),
+  error: (message: string): void => emit('error', message),
+};

@@ -1,0 +1,286 @@
+/**
+ * The kdbus-bridge process: dbus-daemon's life cycle around the bus.
+ * Parse the command line, read the configuration, daemonize if asked, start
+ * the bus, tell the caller where it is, then serve until told to stop.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork, USAGE, versionText } from './cli';
+import { BusConfig, loadConfig } from './config';
+import { forkDaemon, redirectToDevNull, reportToParent, takeReadyFd } from './daemonize';
+import { configureLog, log } from './log';
+import { startBus, RunningBus } from './bus';
+import { introspectXml } from './driver/introspect';
+
+function packageVersion(): string {
+  // Compiled code lives one directory deeper than the sources; look upwards.
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === PROGRAM_NAME && pkg.version) return pkg.version;
+    } catch {
+      // not here
+    }
+    dir = path.dirname(dir);
+  }
+  return 'unknown';
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off);
+}
+
+/** Failure before the bus is serving: dbus-daemon's wording, status 1. */
+class StartupError extends Error {}
+
+function errnoText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'EBADF':
+      return 'Bad file descriptor';
+    case 'EPIPE':
+      return 'Broken pipe';
+    case 'EACCES':
+      return 'Permission denied';
+    case 'ENOENT':
+      return 'No such file or directory';
+    default:
+      return err.message;
+  }
+}
+
+/**
+ * --print-address / --print-pid: the address first, then the pid, each
+ * followed by a newline; a descriptor other than stdout/stderr is closed
+ * once everything meant for it is written, so the reader sees end-of-file.
+ */
+function printStartupInfo(options: CliOptions, address: string): void {
+  const perFd = new Map<number, string>();
+  const add = (fd: number | undefined, text: string): void => {
+    if (fd !== undefined) perFd.set(fd, (perFd.get(fd) ?? '') + text);
+  };
+  add(options.printAddressFd, `${address}\n`);
+  add(options.printPidFd, `${process.pid}\n`);
+  for (const [fd, text] of perFd) {
+    try {
+      writeAll(fd, text);
+    } catch (e) {
+      throw new StartupError(`Writing to pipe: ${errnoText(e)}`);
+    }
+    if (fd > 2) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed by someone else; nothing was lost
+      }
+    }
+  }
+}
+
+class PidFile {
+  private written = false;
+  constructor(readonly file: string) {}
+
+  write(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'wx', 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new StartupError(
+          `The pid file "${this.file}" exists, if the message bus is not running, remove this file`,
+        );
+      }
+      throw new StartupError(`Failed to open "${this.file}": ${errnoText(e)}`);
+    }
+    try {
+      writeAll(fd, `${process.pid}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.written = true;
+  }
+
+  remove(): void {
+    if (!this.written) return;
+    this.written = false;
+    try {
+      fs.unlinkSync(this.file);
+    } catch {
+      // removed by someone else, or we lost the right to; either way it is gone from our hands
+    }
+  }
+}
+
+/** The numeric ids of a local account, from the password database file. */
+function lookupUser(user: string): { uid: number; gid: number } | undefined {
+  let passwd: string;
+  try {
+    passwd = fs.readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 4 && f[0] === user) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return undefined;
+}
+
+/** <user>: drop root after the listeners are bound, as dbus-daemon does. */
+function switchUser(user: string): void {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  const ids = lookupUser(user);
+  if (!ids) throw new StartupError(`Could not get UID and GID for username "${user}"`);
+  if (ids.uid === 0) return;
+  try {
+    const withGroups = process as { initgroups?: (user: string, extraGroup: number) => void };
+    withGroups.initgroups?.(user, ids.gid);
+    process.setgid?.(ids.gid);
+    process.setuid?.(ids.uid);
+  } catch (e) {
+    throw new StartupError(`Failed to drop privileges to user "${user}": ${(e as Error).message}`);
+  }
+}
+
+function resolveConfigFile(file: string): string {
+  return path.resolve(file);
+}
+
+/** Descriptors a forked child must keep: print targets and a config given as /proc/self/fd/N. */
+function descriptorsForChild(options: CliOptions): number[] {
+  const fds: number[] = [];
+  for (const fd of [options.printAddressFd, options.printPidFd]) if (fd !== undefined) fds.push(fd);
+  const m = /^\/(?:proc\/self\/fd|dev\/fd)\/(\d+)$/.exec(options.configFile);
+  if (m) fds.push(Number(m[1]));
+  return fds;
+}
+
+function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined): void {
+  let config: BusConfig | undefined;
+  const quit = (): void => {
+    try {
+      bus.stop();
+    } finally {
+      pidFile?.remove();
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', quit);
+  process.on('SIGINT', quit);
+  process.on('SIGHUP', () => {
+    try {
+      config = loadConfig(options.configFile, { warn: log.warn });
+    } catch (e) {
+      log.warn(`Unable to reload configuration: ${(e as Error).message}`);
+      return;
+    }
+    try {
+      bus.reload(config);
+    } catch (e) {
+      log.warn(`Unable to reload configuration: ${(e as Error).message}`);
+    }
+  });
+  process.on('exit', () => pidFile?.remove());
+}
+
+async function run(options: CliOptions): Promise<number> {
+  const readyFd = takeReadyFd();
+  const isChild = readyFd !== undefined;
+  options = { ...options, configFile: resolveConfigFile(options.configFile) };
+
+  const fatal = (message: string): number => {
+    const text = `Failed to start message bus: ${message}`;
+    if (isChild) reportToParent(readyFd, { ok: false, message: text });
+    else log.error(text);
+    return 1;
+  };
+
+  configureLog({ stderr: !options.syslogOnly, syslog: options.syslog === 'always' });
+
+  let config: BusConfig;
+  try {
+    config = loadConfig(options.configFile, { warn: log.warn });
+  } catch (e) {
+    return fatal((e as Error).message);
+  }
+  if (options.syslog === 'config') configureLog({ syslog: config.syslog });
+
+  if (!isChild && shouldFork(options, config)) {
+    const outcome = await forkDaemon({ inheritFds: descriptorsForChild(options) });
+    if (outcome.ok) return 0;
+    log.error(outcome.message.startsWith('Failed to start message bus: ') ? outcome.message : `Failed to start message bus: ${outcome.message}`);
+    return 1;
+  }
+
+  if (isChild && !config.keepUmask) process.umask(0o022);
+
+  let bus: RunningBus;
+  try {
+    bus = startBus({
+      config,
+      configPath: options.configFile,
+      addresses: listenAddresses(options, config),
+      systemdActivation: options.systemdActivation,
+    });
+  } catch (e) {
+    return fatal((e as Error).message);
+  }
+
+  const pidFile = options.writePidfile && config.pidfile ? new PidFile(config.pidfile) : undefined;
+  try {
+    pidFile?.write();
+    if (config.user) switchUser(config.user);
+    printStartupInfo(options, bus.addresses[0]);
+  } catch (e) {
+    bus.stop();
+    pidFile?.remove();
+    return fatal((e as Error).message);
+  }
+
+  if (isChild) {
+    // A daemon holds no terminal and none of its caller's pipes: whoever reads
+    // our standard output until end-of-file must not wait for us.
+    for (const fd of [0, 1, 2] as const) redirectToDevNull(fd);
+    configureLog({ stderr: false });
+    process.chdir('/');
+    reportToParent(readyFd, { ok: true });
+  }
+
+  installSignals(bus, options, pidFile);
+  return -1; // keep serving
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const result = parseCommandLine(argv);
+  switch (result.kind) {
+    case 'help':
+      fs.writeSync(2, `${USAGE}\n`);
+      return 1;
+    case 'version':
+      writeAll(1, versionText(packageVersion()));
+      return 0;
+    case 'introspect':
+      writeAll(1, `${introspectXml()}\n`);
+      return 0;
+    case 'error':
+      if (result.message !== undefined) fs.writeSync(2, `${result.message}\n`);
+      if (result.usage) fs.writeSync(2, `${USAGE}\n`);
+      return 1;
+    case 'run':
+      return run(result.options);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (status) => {
+    if (status >= 0) process.exit(status);
+  },
+  (err: unknown) => {
+    log.error(`Failed to start message bus: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

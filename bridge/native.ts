@@ -1,0 +1,83 @@
+// The addon's JavaScript surface, typed. The per-message path never comes up
+// here: only calls addressed to org.freedesktop.DBus do.
+import * as path from 'path';
+
+export interface DriverCall {
+  sender: string;  // unique name of the caller
+  serial: number;
+  flags: number;
+  type: number;
+  path: string;
+  interface?: string;
+  member: string;
+  signature: string;
+  bigEndian: boolean;
+  body: Buffer;
+  /** true for the Hello that registered the connection */
+  registering: boolean;
+}
+
+export interface Credentials {
+  unique: string;
+  uid?: number;
+  gid?: number;
+  pid?: number;
+  groups?: number[];
+  seclabel?: Buffer;
+  pidfd?: number;
+}
+
+export interface NativeBusOptions {
+  guid: string;
+  allowAnonymous: boolean;
+  mechanisms: string[];
+  allowedUids: number[];
+  onDriverCall: (call: DriverCall) => void;
+}
+
+export interface NativeBus {
+  listen(addresses: string): string[];
+  /** Sends a message from the bus itself; its serial is assigned natively. Returns 0 or an errno. */
+  send(message: Buffer): number;
+  sendError(destination: string, replySerial: number, name: string, text: string): void;
+  /** D-Bus RequestName reply code (1..4), or a negative errno. */
+  requestName(sender: string, name: string, flags: number): number;
+  /** D-Bus ReleaseName reply code (1..3), or a negative errno. */
+  releaseName(sender: string, name: string): number;
+  getNameOwner(name: string): string | null;
+  listNames(): string[];
+  listQueuedOwners(name: string): string[] | null;
+  /** null when added, else why not ("E:limit" when over the limit). */
+  addMatch(sender: string, rule: string): string | null;
+  /** "" when removed, "E:notfound", or why the rule is invalid. */
+  removeMatch(sender: string, rule: string): string;
+  matchRules(sender: string): string[];
+  getCredentials(name: string): Credentials | null;
+  disconnect(name: string): void;
+  stats(): { connections: number; names: number; matchRules: number; messagesSent: number };
+  shutdown(): void;
+}
+
+interface NativeModule {
+  Bus: new (options: NativeBusOptions) => NativeBus;
+}
+
+function load(): NativeModule {
+  // Works from the sources (ts-jest) and from dist/.
+  const candidates = [
+    path.join(__dirname, '..', 'build', 'Release', 'kdbus_native.node'),
+    path.join(__dirname, '..', '..', 'build', 'Release', 'kdbus_native.node'),
+  ];
+  let lastError: unknown;
+  for (const c of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return require(c) as NativeModule;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(`kdbus-bridge: the native addon is not built (npm run build): ${String(lastError)}`);
+}
+
+export const native: NativeModule = load();

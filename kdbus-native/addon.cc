@@ -1,0 +1,299 @@
+// The JavaScript surface of the addon: a Bus object the control plane starts,
+// feeds configuration into, and answers driver calls through. Errors at the
+// engine boundary are errno values; they become exceptions only here.
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server.h"
+
+namespace {
+
+using bridge::Server;
+using kdbus::ConnId;
+
+// D-Bus RequestName flags and replies.
+constexpr uint32_t kDBusAllowReplacement = 0x1;
+constexpr uint32_t kDBusReplaceExisting = 0x2;
+constexpr uint32_t kDBusDoNotQueue = 0x4;
+enum RequestNameReply : int32_t { kPrimaryOwner = 1, kInQueue = 2, kExists = 3, kAlreadyOwner = 4 };
+enum ReleaseNameReply : int32_t { kReleased = 1, kNonExistent = 2, kNotOwner = 3 };
+
+std::vector<std::string> string_array(const Napi::Value& v) {
+  std::vector<std::string> out;
+  if (!v.IsArray()) return out;
+  auto arr = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+  return out;
+}
+
+class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Bus",
+                       {
+                           InstanceMethod("listen", &BusWrap::Listen),
+                           InstanceMethod("send", &BusWrap::Send),
+                           InstanceMethod("sendError", &BusWrap::SendError),
+                           InstanceMethod("requestName", &BusWrap::RequestName),
+                           InstanceMethod("releaseName", &BusWrap::ReleaseName),
+                           InstanceMethod("getNameOwner", &BusWrap::GetNameOwner),
+                           InstanceMethod("listNames", &BusWrap::ListNames),
+                           InstanceMethod("listQueuedOwners", &BusWrap::ListQueuedOwners),
+                           InstanceMethod("addMatch", &BusWrap::AddMatch),
+                           InstanceMethod("removeMatch", &BusWrap::RemoveMatch),
+                           InstanceMethod("matchRules", &BusWrap::MatchRules),
+                           InstanceMethod("getCredentials", &BusWrap::GetCredentials),
+                           InstanceMethod("disconnect", &BusWrap::Disconnect),
+                           InstanceMethod("stats", &BusWrap::Stats),
+                           InstanceMethod("shutdown", &BusWrap::Shutdown),
+                       });
+  }
+
+  explicit BusWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BusWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Bus(options) needs an options object");
+    auto opts = info[0].As<Napi::Object>();
+    bridge::ServerConfig config;
+    config.sasl.guid_hex = opts.Get("guid").As<Napi::String>().Utf8Value();
+    config.sasl.allow_anonymous = opts.Get("allowAnonymous").ToBoolean();
+    config.sasl.mechanisms = string_array(opts.Get("mechanisms"));
+    if (opts.Get("allowedUids").IsArray()) {
+      auto uids = opts.Get("allowedUids").As<Napi::Array>();
+      for (uint32_t i = 0; i < uids.Length(); ++i)
+        config.sasl.allowed_uids.push_back(uids.Get(i).As<Napi::Number>().Uint32Value());
+    }
+    auto cb = opts.Get("onDriverCall");
+    if (!cb.IsFunction()) throw Napi::TypeError::New(env, "options.onDriverCall must be a function");
+    on_driver_call_ = Napi::Persistent(cb.As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    env_ = env;
+    server_ = std::make_unique<Server>(loop, std::move(config), this);
+  }
+
+  ~BusWrap() override {
+    if (server_) server_->shutdown();
+  }
+
+  // DriverHandler: a call to org.freedesktop.DBus goes up to JavaScript,
+  // synchronously, so its reply is queued before anything the client sent
+  // after it is routed.
+  void driver_call(const bridge::DriverCall& call) override {
+    Napi::HandleScope scope(env_);
+    const wire::Header& h = *call.header;
+    auto obj = Napi::Object::New(env_);
+    obj.Set("sender", Napi::String::New(env_, std::string(call.sender_name)));
+    obj.Set("serial", Napi::Number::New(env_, h.serial));
+    obj.Set("flags", Napi::Number::New(env_, h.flags));
+    obj.Set("type", Napi::Number::New(env_, static_cast<int>(h.type)));
+    obj.Set("path", Napi::String::New(env_, std::string(h.path)));
+    if (h.has_interface) obj.Set("interface", Napi::String::New(env_, std::string(h.interface)));
+    obj.Set("member", Napi::String::New(env_, std::string(h.member)));
+    obj.Set("signature", Napi::String::New(env_, std::string(h.signature)));
+    obj.Set("registering", Napi::Boolean::New(env_, call.registering));
+    obj.Set("bigEndian", Napi::Boolean::New(env_, h.big_endian));
+    obj.Set("body", Napi::Buffer<uint8_t>::Copy(env_, call.data + h.body_offset, call.len - h.body_offset));
+    try {
+      on_driver_call_.Call({obj});
+    } catch (const Napi::Error& e) {
+      fprintf(stderr, "kdbus-bridge: driver failed on %s: %s\n", std::string(h.member).c_str(), e.what());
+      if (!(h.flags & wire::kNoReplyExpected) && h.type == wire::MsgType::MethodCall)
+        server_->send_error(call.sender, h.serial, "org.freedesktop.DBus.Error.Failed", e.Message());
+    }
+  }
+
+ private:
+  Server& server(const Napi::Env& env) {
+    if (!server_) throw Napi::Error::New(env, "bus is shut down");
+    return *server_;
+  }
+
+  ConnId conn(const Napi::Value& v) {
+    ConnId id = 0;
+    if (!kdbus::parse_unique_name(v.As<Napi::String>().Utf8Value(), id))
+      throw Napi::TypeError::New(v.Env(), "not a unique connection name");
+    return id;
+  }
+
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    std::vector<std::string> printable;
+    std::string err;
+    Server::Batch batch(server(info.Env()));
+    if (!server(info.Env()).listen(info[0].As<Napi::String>().Utf8Value(), printable, err))
+      throw Napi::Error::New(info.Env(), err);
+    auto arr = Napi::Array::New(info.Env(), printable.size());
+    for (size_t i = 0; i < printable.size(); ++i) arr.Set(i, printable[i]);
+    return arr;
+  }
+
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    std::vector<uint8_t> bytes(buf.Data(), buf.Data() + buf.Length());
+    Server::Batch batch(server(info.Env()));
+    return Napi::Number::New(info.Env(), server(info.Env()).send_from_bus(std::move(bytes)));
+  }
+
+  Napi::Value SendError(const Napi::CallbackInfo& info) {
+    Server::Batch batch(server(info.Env()));
+    server(info.Env()).send_error(conn(info[0]), info[1].As<Napi::Number>().Uint32Value(),
+                                  info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value RequestName(const Napi::CallbackInfo& info) {
+    ConnId id = conn(info[0]);
+    std::string name = info[1].As<Napi::String>().Utf8Value();
+    uint32_t dflags = info[2].As<Napi::Number>().Uint32Value();
+    uint64_t flags = 0;
+    if (dflags & kDBusAllowReplacement) flags |= kdbus::kNameAllowReplacement;
+    if (dflags & kDBusReplaceExisting) flags |= kdbus::kNameReplaceExisting;
+    if (!(dflags & kDBusDoNotQueue)) flags |= kdbus::kNameQueue;
+    uint64_t ret = 0;
+    Server::Batch batch(server(info.Env()));
+    int rc = server(info.Env()).bus().name_acquire(id, name, flags, ret);
+    int32_t reply;
+    if (rc == 0)
+      reply = (ret & kdbus::kNameInQueue) ? kInQueue : kPrimaryOwner;
+    else if (rc == EALREADY)
+      reply = kAlreadyOwner;
+    else if (rc == EEXIST)
+      reply = kExists;
+    else
+      reply = -rc;
+    return Napi::Number::New(info.Env(), reply);
+  }
+
+  Napi::Value ReleaseName(const Napi::CallbackInfo& info) {
+    ConnId id = conn(info[0]);
+    std::string name = info[1].As<Napi::String>().Utf8Value();
+    Server::Batch batch(server(info.Env()));
+    int rc = server(info.Env()).bus().name_release(id, name);
+    int32_t reply = rc == 0 ? kReleased : rc == ESRCH ? kNonExistent : rc == EADDRINUSE ? kNotOwner : -rc;
+    return Napi::Number::New(info.Env(), reply);
+  }
+
+  Napi::Value GetNameOwner(const Napi::CallbackInfo& info) {
+    ConnId id = 0;
+    if (server(info.Env()).bus().name_owner(info[0].As<Napi::String>().Utf8Value(), id) != 0) return info.Env().Null();
+    return Napi::String::New(info.Env(), kdbus::unique_name(id));
+  }
+
+  Napi::Value ListNames(const Napi::CallbackInfo& info) {
+    std::vector<kdbus::NameOwnerInfo> names;
+    server(info.Env()).bus().list(kdbus::kListUnique | kdbus::kListNames, names);
+    auto arr = Napi::Array::New(info.Env(), names.size());
+    for (size_t i = 0; i < names.size(); ++i)
+      arr.Set(i, names[i].name.empty() ? kdbus::unique_name(names[i].id) : names[i].name);
+    return arr;
+  }
+
+  Napi::Value ListQueuedOwners(const Napi::CallbackInfo& info) {
+    std::vector<ConnId> ids;
+    if (server(info.Env()).bus().queued_owners(info[0].As<Napi::String>().Utf8Value(), ids) != 0)
+      return info.Env().Null();
+    auto arr = Napi::Array::New(info.Env(), ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) arr.Set(i, kdbus::unique_name(ids[i]));
+    return arr;
+  }
+
+  // Returns null on success, or the reason the rule is invalid.
+  Napi::Value AddMatch(const Napi::CallbackInfo& info) {
+    ConnId id = conn(info[0]);
+    kdbus::MatchRule rule;
+    std::string err;
+    if (!kdbus::MatchRule::parse(info[1].As<Napi::String>().Utf8Value(), rule, err))
+      return Napi::String::New(info.Env(), err);
+    int rc = server(info.Env()).bus().match_add(id, ++match_cookie_, std::move(rule));
+    if (rc != 0) return Napi::String::New(info.Env(), rc == EMFILE ? "E:limit" : std::strerror(rc));
+    return info.Env().Null();
+  }
+
+  // Returns "" when removed, "E:notfound" when no such rule, or the parse error.
+  Napi::Value RemoveMatch(const Napi::CallbackInfo& info) {
+    ConnId id = conn(info[0]);
+    kdbus::MatchRule rule;
+    std::string err;
+    if (!kdbus::MatchRule::parse(info[1].As<Napi::String>().Utf8Value(), rule, err))
+      return Napi::String::New(info.Env(), err);
+    uint64_t cookie = 0;
+    auto& bus = server(info.Env()).bus();
+    if (bus.match_find(id, rule, cookie) != 0) return Napi::String::New(info.Env(), "E:notfound");
+    bus.match_remove(id, cookie);
+    return Napi::String::New(info.Env(), "");
+  }
+
+  Napi::Value MatchRules(const Napi::CallbackInfo& info) {
+    std::vector<const kdbus::MatchRule*> rules;
+    server(info.Env()).bus().match_rules(conn(info[0]), rules);
+    auto arr = Napi::Array::New(info.Env(), rules.size());
+    for (size_t i = 0; i < rules.size(); ++i) arr.Set(i, rules[i]->to_string());
+    return arr;
+  }
+
+  Napi::Value GetCredentials(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    kdbus::ConnInfo ci;
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (server(env).bus().conn_info(0, name, ci) != 0 || !ci.metadata) return env.Null();
+    const kdbus::Metadata& m = *ci.metadata;
+    auto obj = Napi::Object::New(env);
+    obj.Set("unique", kdbus::unique_name(ci.id));
+    if (m.has_creds) {
+      obj.Set("uid", Napi::Number::New(env, m.uid));
+      obj.Set("gid", Napi::Number::New(env, m.gid));
+      obj.Set("pid", Napi::Number::New(env, m.pid));
+    }
+    if (m.has_groups) {
+      auto arr = Napi::Array::New(env, m.groups.size());
+      for (size_t i = 0; i < m.groups.size(); ++i) arr.Set(i, Napi::Number::New(env, m.groups[i]));
+      obj.Set("groups", arr);
+    }
+    if (m.has_seclabel) obj.Set("seclabel", Napi::Buffer<char>::Copy(env, m.seclabel.data(), m.seclabel.size()));
+    if (m.pidfd && m.pidfd->valid()) obj.Set("pidfd", Napi::Number::New(env, m.pidfd->get()));
+    return obj;
+  }
+
+  Napi::Value Disconnect(const Napi::CallbackInfo& info) {
+    Server::Batch batch(server(info.Env()));
+    server(info.Env()).disconnect(conn(info[0]), "disconnected by the bus");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    auto s = server(info.Env()).bus().stats();
+    auto obj = Napi::Object::New(info.Env());
+    obj.Set("connections", Napi::Number::New(info.Env(), static_cast<double>(s.connections)));
+    obj.Set("names", Napi::Number::New(info.Env(), static_cast<double>(s.names)));
+    obj.Set("matchRules", Napi::Number::New(info.Env(), static_cast<double>(s.match_rules)));
+    obj.Set("messagesSent", Napi::Number::New(info.Env(), static_cast<double>(s.messages_sent)));
+    return obj;
+  }
+
+  Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+    if (server_) {
+      server_->shutdown();
+      server_.reset();
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Env env_ = nullptr;
+  Napi::FunctionReference on_driver_call_;
+  std::unique_ptr<Server> server_;
+  uint64_t match_cookie_ = 0;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Bus", BusWrap::Define(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(kdbus_native, Init)

@@ -1,0 +1,522 @@
+// The bus: connections, routing, notifications and the global sequence
+// number. Each command validates everything before it changes anything, so
+// an error leaves the bus as it was.
+#include "bus.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "connection.h"
+#include "match_eval.h"
+#include "names.h"
+#include "reply.h"
+
+namespace kdbus {
+namespace {
+
+constexpr std::string_view kDriverPath = "/org/freedesktop/DBus";
+constexpr std::string_view kDriverInterface = "org.freedesktop.DBus";
+constexpr std::string_view kNameOwnerChanged = "NameOwnerChanged";
+
+bool carries_fds(const Message& m) { return m.fds && !m.fds->fds.empty(); }
+
+// A NameOwnerChanged-shaped notification. The view points into the message's
+// own strings, which is why it is built in place on the heap and never moved.
+std::shared_ptr<Message> owner_change(NotifyKind kind, std::string name, ConnId old_id, ConnId new_id) {
+  auto m = std::make_shared<Message>();
+  m->flags = kMsgSignal;
+  m->dst_id = kDstBroadcast;
+  m->src_id = kIdBus;
+  Notification& n = m->notify;
+  n.kind = kind;
+  n.old_id = old_id;
+  n.new_id = new_id;
+  n.name = std::move(name);
+  n.old_owner = old_id ? unique_name(old_id) : std::string();
+  n.new_owner = new_id ? unique_name(new_id) : std::string();
+  MatchView& v = m->view;
+  v.type = 4;
+  v.path = kDriverPath;
+  v.interface = kDriverInterface;
+  v.member = kNameOwnerChanged;
+  v.args = {{0, 's', n.name}, {1, 's', n.old_owner}, {2, 's', n.new_owner}};
+  return m;
+}
+
+Metadata own_metadata() {
+  Metadata md;
+  md.has_creds = true;
+  md.pid = getpid();
+  md.uid = geteuid();
+  md.gid = getegid();
+  int n = getgroups(0, nullptr);
+  if (n >= 0) {
+    std::vector<gid_t> groups(static_cast<size_t>(n));
+    n = getgroups(n, groups.data());
+    if (n >= 0) {
+      groups.resize(static_cast<size_t>(n));
+      groups.push_back(md.gid);
+      std::sort(groups.begin(), groups.end());
+      groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+      md.groups = std::move(groups);
+      md.has_groups = true;
+    }
+  }
+  return md;
+}
+
+}  // namespace
+
+struct Bus::State final : OwnershipOracle {
+  QueueListener* listener = nullptr;
+  Metadata creator;
+  BusLimits limits;
+  uint64_t seq = 0;
+  ConnId next_id = 1;
+  std::map<ConnId, std::unique_ptr<Connection>> conns;  // id order = delivery order
+  std::set<ConnId> gone_by_byebye;
+  NameRegistry names;
+  ReplyTracker replies;
+  size_t eavesdrop_rules = 0;
+  size_t monitors = 0;
+  size_t match_rules = 0;
+  uint64_t messages_sent = 0;
+
+  bool is_primary_owner(ConnId id, std::string_view name) const override {
+    if (!name.empty() && name[0] == ':') {
+      ConnId named = 0;
+      return parse_unique_name(name, named) && named == id;
+    }
+    return names.has_primary(id, name);
+  }
+
+  Connection* find(ConnId id) const {
+    auto it = conns.find(id);
+    return it == conns.end() ? nullptr : it->second.get();
+  }
+
+  QueueLimits queue_limits() const { return QueueLimits{limits.max_queued_messages, limits.max_queued_bytes}; }
+
+  void enqueue(Connection& c, const std::shared_ptr<const Message>& m, uint32_t roles) {
+    if (c.queue().push(Delivery{m, roles}) && listener != nullptr) listener->queue_ready(c.id(), c.owner());
+  }
+
+  // Copies (as opposed to what a receiver is addressed) obey the receiver's
+  // fd capability and queue bounds by being left out, never by failing the send.
+  bool can_take_copy(const Connection& c, const Message& m) const {
+    if (carries_fds(m) && !c.accepts_fds()) return false;
+    return c.queue().fits(m.payload ? m.payload->size() : 0, queue_limits());
+  }
+
+  bool any_rule_matches(const Connection& c, const Message& m, const MatchContext& ctx, bool eavesdrop_only) const {
+    for (const MatchEntry& e : c.matches()) {
+      if (eavesdrop_only && !e.rule.eavesdrop) continue;
+      if (rule_matches(e.rule, m, ctx)) return true;
+    }
+    return false;
+  }
+
+  // Monitors see everything, or what one of their rules selects when they
+  // gave some (BecomeMonitor's filter list).
+  bool monitor_wants(const Connection& c, const Message& m, ConnId sender, ConnId recipient) const {
+    if (c.matches().empty()) return true;
+    MatchContext ctx{this, sender, recipient, true};
+    return any_rule_matches(c, m, ctx, false);
+  }
+
+  std::shared_ptr<const Message> stamp(const std::shared_ptr<Message>& m) {
+    m->seqnum = ++seq;
+    return m;
+  }
+
+  // A bus-produced signal: matched by rules; `old_id`/`new_id` additionally
+  // get the name-owner roles.
+  void emit_broadcast(const std::shared_ptr<Message>& mut, ConnId old_owner, ConnId new_owner) {
+    std::shared_ptr<const Message> m = stamp(mut);
+    MatchContext ctx{this, kIdBus, 0, false};
+    for (auto& [id, conn] : conns) {
+      Connection& c = *conn;
+      uint32_t roles = 0;
+      if (c.is_monitor()) {
+        if (monitor_wants(c, *m, kIdBus, 0)) roles = kRoleEavesdrop;
+      } else if (c.is_ordinary()) {
+        if (id == old_owner) roles |= kRoleOldOwner;
+        if (any_rule_matches(c, *m, ctx, false)) roles |= kRoleMatched;
+        if (id == new_owner) roles |= kRoleNewOwner;
+      }
+      if (roles != 0) enqueue(c, m, roles);
+    }
+  }
+
+  void emit_id_change(NotifyKind kind, ConnId id) {
+    std::string name = unique_name(id);
+    ConnId old_id = kind == NotifyKind::IdRemove ? id : 0;
+    ConnId new_id = kind == NotifyKind::IdAdd ? id : 0;
+    emit_broadcast(owner_change(kind, std::move(name), old_id, new_id), 0, 0);
+  }
+
+  void emit_transfer(const NameTransfer& t) {
+    NotifyKind kind = t.old_id == 0 ? NotifyKind::NameAdd : t.new_id == 0 ? NotifyKind::NameRemove : NotifyKind::NameChange;
+    emit_broadcast(owner_change(kind, t.name, t.old_id, t.new_id), t.old_id, t.new_id);
+  }
+
+  // The caller learns that its call will never be answered.
+  void emit_reply_failure(NotifyKind kind, const PendingReply& r) {
+    Connection* caller = find(r.caller);
+    if (caller == nullptr) return;
+    auto m = std::make_shared<Message>();
+    m->dst_id = r.caller;
+    m->src_id = kIdBus;
+    m->cookie_reply = r.cookie;
+    m->notify.kind = kind;
+    m->notify.old_id = r.callee;
+    m->notify.new_id = r.caller;
+    m->notify.old_owner = unique_name(r.callee);
+    m->notify.new_owner = unique_name(r.caller);
+    m->view.type = 3;
+    enqueue(*caller, stamp(m), kRoleAddressed);
+  }
+
+  // A real owner arrived for a name an activator stood in for: what queued
+  // up for the name moves over, and so do the reply waits of those calls.
+  void hand_over_from_activator(const std::string& name, ConnId new_owner) {
+    ConnId act_id = names.activator(name);
+    Connection* act = find(act_id);
+    Connection* owner = find(new_owner);
+    if (act == nullptr || owner == nullptr || act_id == new_owner) return;
+    auto moved = act->queue().extract_if([&](const Delivery& d) {
+      return (d.roles & kRoleAddressed) && d.msg->dst_id == kDstName && d.msg->dst_name == name;
+    });
+    for (Delivery& d : moved) {
+      if (d.msg->flags & kMsgExpectReply) replies.move_callee(d.msg->src_id, d.msg->cookie, act_id, new_owner);
+      enqueue(*owner, d.msg, d.roles);
+    }
+  }
+
+  void emit_transfers(const std::vector<NameTransfer>& transfers) {
+    for (const NameTransfer& t : transfers) {
+      emit_transfer(t);
+      if (t.old_id == 0 && t.new_id != 0) hand_over_from_activator(t.name, t.new_id);
+    }
+  }
+
+  int resolve(const Message& m, Connection*& out) const {
+    if (m.dst_id != kDstName) {
+      out = find(m.dst_id);
+      return out != nullptr && out->is_ordinary() ? 0 : ENXIO;
+    }
+    if (m.dst_name.empty()) return EINVAL;
+    if (m.dst_name[0] == ':') {
+      ConnId id = 0;
+      out = parse_unique_name(m.dst_name, id) ? find(id) : nullptr;
+      return out != nullptr && out->is_ordinary() ? 0 : ESRCH;
+    }
+    if (ConnId owner = names.primary(m.dst_name)) {
+      out = find(owner);
+      return 0;
+    }
+    if (ConnId act = names.activator(m.dst_name)) {
+      if (m.flags & kMsgNoAutoStart) return EADDRNOTAVAIL;
+      out = find(act);
+      return out != nullptr ? 0 : ESRCH;
+    }
+    return ESRCH;
+  }
+
+  void deliver_broadcast(const std::shared_ptr<const Message>& m) {
+    MatchContext ctx{this, m->src_id, 0, false};
+    for (auto& [id, conn] : conns) {
+      Connection& c = *conn;
+      uint32_t roles = 0;
+      if (c.is_monitor()) {
+        if (monitor_wants(c, *m, m->src_id, 0)) roles = kRoleEavesdrop;
+      } else if (c.is_ordinary() && !c.matches().empty()) {
+        if (any_rule_matches(c, *m, ctx, false)) roles = kRoleMatched;
+      }
+      if (roles != 0 && can_take_copy(c, *m)) enqueue(c, m, roles);
+    }
+  }
+
+  void deliver_unicast(const std::shared_ptr<const Message>& m, Connection& dst) {
+    enqueue(dst, m, kRoleAddressed);
+    if (eavesdrop_rules == 0 && monitors == 0) return;
+    MatchContext ctx{this, m->src_id, dst.id(), false};
+    for (auto& [id, conn] : conns) {
+      Connection& c = *conn;
+      if (&c == &dst) continue;
+      bool wants = false;
+      if (c.is_monitor()) {
+        wants = monitor_wants(c, *m, m->src_id, dst.id());
+      } else if (c.is_ordinary() && c.eavesdrop_rules() != 0) {
+        wants = any_rule_matches(c, *m, ctx, true);
+      }
+      if (wants && can_take_copy(c, *m)) enqueue(c, m, kRoleEavesdrop);
+    }
+  }
+
+  void forget_rules(const Connection& c) {
+    eavesdrop_rules -= c.eavesdrop_rules();
+    match_rules -= c.matches().size();
+  }
+};
+
+Bus::Bus(QueueListener* listener) : s_(std::make_unique<State>()) {
+  s_->listener = listener;
+  s_->creator = own_metadata();
+}
+
+Bus::~Bus() = default;
+
+int Bus::hello(HelloParams params, ConnId& out_id) {
+  const uint64_t known = kHelloAcceptFd | kHelloActivator | kHelloPolicyHolder | kHelloMonitor;
+  if (params.flags & ~known) return EINVAL;
+  const uint64_t roles = params.flags & (kHelloActivator | kHelloPolicyHolder | kHelloMonitor);
+  if (roles & (roles - 1)) return EINVAL;  // at most one special role
+  const bool activator = params.flags & kHelloActivator;
+  if (activator) {
+    if (int err = NameRegistry::check_name(params.activator_name)) return err;
+    if (s_->names.activator(params.activator_name) != 0) return EEXIST;
+  } else if (!params.activator_name.empty()) {
+    return EINVAL;
+  }
+  const ConnId id = s_->next_id++;
+  std::string act_name = params.activator_name;
+  auto conn = std::make_unique<Connection>(id, std::move(params));
+  const bool ordinary = conn->is_ordinary();
+  if (conn->is_monitor()) ++s_->monitors;
+  s_->conns.emplace(id, std::move(conn));
+  if (activator) s_->names.add_activator(id, act_name);
+  out_id = id;
+  if (ordinary) s_->emit_id_change(NotifyKind::IdAdd, id);
+  return 0;
+}
+
+int Bus::byebye(ConnId id) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return s_->gone_by_byebye.count(id) ? EALREADY : ENXIO;
+  if (!c->queue().empty()) return EBUSY;
+  disconnect(id);
+  s_->gone_by_byebye.insert(id);
+  return 0;
+}
+
+int Bus::disconnect(ConnId id) {
+  auto it = s_->conns.find(id);
+  if (it == s_->conns.end()) return s_->gone_by_byebye.erase(id) ? 0 : ENXIO;
+  // Out of the table first: a departing connection receives nothing more.
+  std::unique_ptr<Connection> conn = std::move(it->second);
+  s_->conns.erase(it);
+  if (conn->is_monitor()) --s_->monitors;
+  s_->forget_rules(*conn);
+  s_->replies.drop_caller(id);
+
+  std::vector<NameTransfer> transfers;
+  s_->names.release_all(id, transfers);
+  s_->emit_transfers(transfers);
+  for (const PendingReply& r : s_->replies.drop_callee(id)) s_->emit_reply_failure(NotifyKind::ReplyDead, r);
+  if (conn->is_ordinary()) s_->emit_id_change(NotifyKind::IdRemove, id);
+  return 0;
+}
+
+int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
+  if (!msg) return EINVAL;
+  if (sender != kIdBus) {
+    Connection* src = s_->find(sender);
+    if (src == nullptr) return ENXIO;
+    if (!src->is_ordinary()) return EPERM;
+  }
+  if (msg->dst_id == kDstBroadcast) {
+    if (!(msg->flags & kMsgSignal) || (msg->flags & kMsgExpectReply)) return ENOTUNIQ;
+    msg->src_id = sender;
+    s_->deliver_broadcast(s_->stamp(msg));
+    ++s_->messages_sent;
+    return 0;
+  }
+
+  Connection* dst = nullptr;
+  if (int err = s_->resolve(*msg, dst)) return err;
+  if (carries_fds(*msg) && !dst->accepts_fds()) return ECOMM;
+  const bool is_reply = msg->cookie_reply != 0 && !(msg->flags & kMsgExpectReply);
+  const bool checked = sender != kIdBus;
+  if (is_reply && checked && !s_->replies.has(dst->id(), sender, msg->cookie_reply)) return EPERM;
+  if (!dst->queue().fits(msg->payload ? msg->payload->size() : 0, s_->queue_limits())) return ENOBUFS;
+  if ((msg->flags & kMsgExpectReply) && checked) {
+    if (int err = s_->replies.add(sender, dst->id(), msg->cookie, msg->timeout_ns, s_->limits.max_pending_replies)) {
+      return err;
+    }
+  }
+  if (is_reply && checked) s_->replies.take(dst->id(), sender, msg->cookie_reply);
+  msg->src_id = sender;
+  s_->deliver_unicast(s_->stamp(msg), *dst);
+  ++s_->messages_sent;
+  return 0;
+}
+
+int Bus::recv(ConnId id, uint64_t flags, int64_t priority, Delivery& out) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (!c->queue().take(flags & kRecvUsePriority, priority, flags & kRecvPeek, out)) return EAGAIN;
+  return 0;
+}
+
+int Bus::name_acquire(ConnId id, std::string_view name, uint64_t flags, uint64_t& return_flags) {
+  return_flags = 0;
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (!c->is_ordinary()) return EPERM;
+  std::vector<NameTransfer> transfers;
+  int err = s_->names.acquire(id, name, flags, return_flags, transfers);
+  s_->emit_transfers(transfers);
+  return err;
+}
+
+int Bus::name_release(ConnId id, std::string_view name) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (!c->is_ordinary()) return EPERM;
+  std::vector<NameTransfer> transfers;
+  int err = s_->names.release(id, name, transfers);
+  s_->emit_transfers(transfers);
+  return err;
+}
+
+int Bus::name_owner(std::string_view name, ConnId& out) const {
+  if (!name.empty() && name[0] == ':') {
+    ConnId id = 0;
+    const Connection* c = parse_unique_name(name, id) ? s_->find(id) : nullptr;
+    if (c == nullptr || !c->is_ordinary()) return ESRCH;
+    out = id;
+    return 0;
+  }
+  ConnId owner = s_->names.primary(name);
+  if (owner == 0) return ESRCH;
+  out = owner;
+  return 0;
+}
+
+int Bus::list(uint64_t flags, std::vector<NameOwnerInfo>& out) const {
+  out.clear();
+  if (flags & kListUnique) {
+    for (const auto& [id, c] : s_->conns) {
+      if (c->is_ordinary()) out.push_back({unique_name(id), id, 0});
+    }
+  }
+  for (const auto& [name, e] : s_->names.entries()) {
+    if (!e.owners.empty()) {
+      if (flags & kListNames) out.push_back({name, e.owners.front().id, e.owners.front().flags | kNamePrimary});
+      if (flags & kListQueued) {
+        for (size_t i = 1; i < e.owners.size(); ++i) out.push_back({name, e.owners[i].id, e.owners[i].flags | kNameInQueue});
+      }
+    }
+    if ((flags & kListActivators) && e.activator != 0) out.push_back({name, e.activator, kNameActivator});
+  }
+  return 0;
+}
+
+int Bus::queued_owners(std::string_view name, std::vector<ConnId>& out) const {
+  out.clear();
+  auto it = s_->names.entries().find(name);
+  if (it == s_->names.entries().end() || it->second.owners.empty()) return ESRCH;
+  for (const NameOwner& o : it->second.owners) out.push_back(o.id);
+  return 0;
+}
+
+int Bus::conn_info(ConnId id, std::string_view name, ConnInfo& out) const {
+  const Connection* c = nullptr;
+  if (id != 0) {
+    c = s_->find(id);
+    if (c == nullptr) return ENXIO;
+  } else if (!name.empty() && name[0] == ':') {
+    ConnId named = 0;
+    c = parse_unique_name(name, named) ? s_->find(named) : nullptr;
+    if (c == nullptr) return ENXIO;
+  } else {
+    c = s_->find(s_->names.primary(name));
+    if (c == nullptr) return ESRCH;
+  }
+  out.id = c->id();
+  out.flags = c->flags();
+  out.description = c->description();
+  out.metadata = &c->metadata();
+  out.names = s_->names.primary_names(c->id());
+  return 0;
+}
+
+const Metadata& Bus::creator() const { return s_->creator; }
+
+int Bus::update(ConnId id, std::string_view description) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  c->set_description(std::string(description));
+  return 0;
+}
+
+int Bus::match_add(ConnId id, uint64_t cookie, MatchRule rule) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (s_->limits.max_match_rules != 0 && c->matches().size() >= s_->limits.max_match_rules) return EMFILE;
+  if (rule.eavesdrop) ++s_->eavesdrop_rules;
+  ++s_->match_rules;
+  c->add_match(cookie, std::move(rule));
+  return 0;
+}
+
+int Bus::match_remove(ConnId id, uint64_t cookie) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  size_t eavesdrop_before = c->eavesdrop_rules();
+  size_t removed = c->remove_match(cookie);
+  if (removed == 0) return EBADSLT;
+  s_->match_rules -= removed;
+  s_->eavesdrop_rules -= eavesdrop_before - c->eavesdrop_rules();
+  return 0;
+}
+
+int Bus::match_find(ConnId id, const MatchRule& rule, uint64_t& cookie) const {
+  const Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  const MatchEntry* e = c->find_match(rule);
+  if (e == nullptr) return EBADSLT;
+  cookie = e->cookie;
+  return 0;
+}
+
+int Bus::match_rules(ConnId id, std::vector<const MatchRule*>& out) const {
+  out.clear();
+  const Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  for (const MatchEntry& e : c->matches()) out.push_back(&e.rule);
+  return 0;
+}
+
+BusStats Bus::stats() const {
+  BusStats st;
+  st.connections = s_->conns.size();
+  st.names = s_->names.owned_count();
+  st.match_rules = s_->match_rules;
+  st.messages_sent = s_->messages_sent;
+  return st;
+}
+
+void Bus::set_limits(const BusLimits& limits) { s_->limits = limits; }
+
+const BusLimits& Bus::limits() const { return s_->limits; }
+
+int Bus::expire_replies(uint64_t now_ns) {
+  int n = 0;
+  for (const PendingReply& r : s_->replies.expire(now_ns)) {
+    if (s_->find(r.caller) == nullptr) continue;
+    s_->emit_reply_failure(NotifyKind::ReplyTimeout, r);
+    ++n;
+  }
+  return n;
+}
+
+uint64_t Bus::next_deadline() const { return s_->replies.next_deadline(); }
+
+}  // namespace kdbus

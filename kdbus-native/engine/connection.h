@@ -1,0 +1,64 @@
+#pragma once
+// One connection to the bus: identity, credentials, receive queue and match
+// entries. Name ownership and reply waits live in the registries that span
+// connections (names.h, reply.h).
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bus.h"
+#include "match.h"
+#include "message.h"
+#include "metadata.h"
+#include "queue.h"
+
+namespace kdbus {
+
+struct MatchEntry {
+  uint64_t cookie = 0;
+  MatchRule rule;
+};
+
+class Connection {
+ public:
+  Connection(ConnId id, HelloParams params);
+
+  ConnId id() const { return id_; }
+  uint64_t flags() const { return flags_; }
+  void* owner() const { return owner_; }
+  const std::string& description() const { return description_; }
+  void set_description(std::string d) { description_ = std::move(d); }
+  const Metadata& metadata() const { return metadata_; }
+  const std::string& activator_name() const { return activator_name_; }
+
+  bool is_monitor() const { return flags_ & kHelloMonitor; }
+  bool is_activator() const { return flags_ & kHelloActivator; }
+  bool is_policy_holder() const { return flags_ & kHelloPolicyHolder; }
+  // An ordinary peer: seen in listings and IdAdd/IdRemove, may send, own
+  // names and be addressed by id.
+  bool is_ordinary() const { return !(flags_ & (kHelloMonitor | kHelloActivator | kHelloPolicyHolder)); }
+  bool accepts_fds() const { return flags_ & kHelloAcceptFd; }
+
+  ReceiveQueue& queue() { return queue_; }
+  const ReceiveQueue& queue() const { return queue_; }
+
+  void add_match(uint64_t cookie, MatchRule rule);
+  size_t remove_match(uint64_t cookie);  // how many entries went
+  const MatchEntry* find_match(const MatchRule& rule) const;
+  const std::vector<MatchEntry>& matches() const { return matches_; }
+  size_t eavesdrop_rules() const { return eavesdrop_rules_; }
+
+ private:
+  ConnId id_;
+  uint64_t flags_;
+  void* owner_;
+  std::string description_;
+  std::string activator_name_;
+  Metadata metadata_;
+  ReceiveQueue queue_;
+  std::vector<MatchEntry> matches_;  // in the order added
+  size_t eavesdrop_rules_ = 0;
+};
+
+}  // namespace kdbus

@@ -1,0 +1,84 @@
+// Peer credentials from the kernel, as kdbus attaches them at HELLO.
+#include "metadata.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5; older C libraries lack the constant
+#endif
+
+namespace kdbus {
+namespace {
+
+void capture_groups(int fd, Metadata& md) {
+  std::vector<gid_t> groups(16);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      if (md.has_creds) groups.push_back(md.gid);
+      std::sort(groups.begin(), groups.end());
+      groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+      md.groups = std::move(groups);
+      md.has_groups = true;
+      return;
+    }
+    // ERANGE reports the size needed in len.
+    if (errno != ERANGE) return;
+    size_t want = len / sizeof(gid_t);
+    groups.resize(std::max(want, groups.size() * 2));
+  }
+}
+
+void capture_seclabel(int fd, Metadata& md) {
+  std::vector<char> buf(256);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(buf.size());
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERSEC, buf.data(), &len) == 0) {
+      std::string label(buf.data(), std::min<size_t>(len, buf.size()));
+      while (!label.empty() && label.back() == '\0') label.pop_back();
+      md.seclabel = std::move(label);
+      md.has_seclabel = true;
+      return;
+    }
+    // ENOPROTOOPT: no security module labels sockets; the label is absent.
+    if (errno != ERANGE) return;
+    buf.resize(std::max<size_t>(len, buf.size() * 2));
+  }
+}
+
+void capture_pidfd(int fd, Metadata& md) {
+  int pidfd = -1;
+  socklen_t len = sizeof(pidfd);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
+    md.pidfd = std::make_shared<util::UniqueFd>(pidfd);
+  }
+}
+
+}  // namespace
+
+Metadata capture_peer_metadata(int socket_fd) {
+  Metadata md;
+  struct ucred cred {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(socket_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred)) {
+    md.has_creds = true;
+    md.pid = cred.pid;
+    md.uid = cred.uid;
+    md.gid = cred.gid;
+  }
+  capture_groups(socket_fd, md);
+  capture_seclabel(socket_fd, md);
+  capture_pidfd(socket_fd, md);
+  return md;
+}
+
+}  // namespace kdbus

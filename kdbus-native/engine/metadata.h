@@ -1,0 +1,30 @@
+#pragma once
+// Credentials of a connection, captured from the kernel when it connects
+// (kdbus attaches the same at HELLO), so peers need not trust each other.
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../util/fd.h"
+
+namespace kdbus {
+
+struct Metadata {
+  bool has_creds = false;  // SO_PEERCRED
+  pid_t pid = 0;
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  bool has_groups = false;  // SO_PEERGROUPS: all groups, sorted, deduplicated, primary gid included
+  std::vector<gid_t> groups;
+  bool has_seclabel = false;  // SO_PEERSEC, without trailing NUL
+  std::string seclabel;
+  std::shared_ptr<util::UniqueFd> pidfd;  // SO_PEERPIDFD where the kernel has it; null otherwise
+};
+
+// Reads what the kernel knows about the peer of a connected AF_UNIX socket.
+// Fields the kernel cannot supply are left absent.
+Metadata capture_peer_metadata(int socket_fd);
+
+}  // namespace kdbus

@@ -1,0 +1,419 @@
+#include "peer.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "server.h"
+#include "wire/fields.h"
+
+namespace bridge {
+namespace {
+
+constexpr const char* kBusName = "org.freedesktop.DBus";
+constexpr const char* kBusPath = "/org/freedesktop/DBus";
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerWakeup = 16;
+constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
+constexpr int kMaxIov = 64;
+
+}  // namespace
+
+Peer::Peer(Server& server, util::UniqueFd fd, bool is_unix)
+    : server_(server), fd_(std::move(fd)), is_unix_(is_unix) {
+  uid_t peer_uid = static_cast<uid_t>(-1);
+  if (is_unix_) {
+    metadata_ = kdbus::capture_peer_metadata(fd_.get());
+    if (metadata_.has_creds) peer_uid = metadata_.uid;
+  }
+  wire::SaslConfig sasl = server_.config().sasl;
+  sasl.unix_fd_capable = is_unix_;
+  sasl_ = std::make_unique<wire::SaslServer>(sasl, peer_uid);
+}
+
+Peer::~Peer() { close_poll(std::move(poll_)); }
+
+void Peer::start() {
+  poll_ = std::make_unique<uv_poll_t>();
+  uv_poll_init(server_.loop_, poll_.get(), fd_.get());
+  poll_->data = this;
+  update_poll();
+}
+
+void Peer::update_poll() {
+  if (!poll_ || closed_) return;
+  int want = UV_READABLE | (out_.empty() ? 0 : UV_WRITABLE);
+  if (want == poll_events_) return;
+  poll_events_ = want;
+  uv_poll_start(poll_.get(), want, &Peer::on_poll);
+}
+
+void Peer::on_poll(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<Peer*>(handle->data);
+  Server::Batch batch(self->server_);
+  if (status < 0) {
+    self->close("socket error");
+    return;
+  }
+  if (events & UV_WRITABLE) self->write_out();
+  if (!self->closed_ && (events & UV_READABLE)) self->on_readable();
+}
+
+void Peer::on_readable() {
+  for (int i = 0; i < kReadsPerWakeup && !closed_; ++i) {
+    bool eof = false;
+    bool got = read_once(eof);
+    if (got) process_input();
+    if (eof) {
+      close("connection closed by peer");
+      return;
+    }
+    if (!got) return;
+  }
+}
+
+bool Peer::read_once(bool& eof) {
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+  if (in_.size() - in_end_ < kReadChunk / 4) {
+    if (in_start_ > 0) {
+      std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+      in_end_ -= in_start_;
+      in_start_ = 0;
+    }
+    if (in_.size() - in_end_ < kReadChunk / 4) in_.resize(std::max(in_.size() * 2, in_end_ + kReadChunk));
+  }
+  struct iovec iov = {in_.data() + in_end_, in_.size() - in_end_};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (is_unix_) {
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof(control);
+  }
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd_.get(), &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) eof = true;
+    return false;
+  }
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      in_fds_.emplace_back(fd);
+    }
+  }
+  if (mh.msg_flags & MSG_CTRUNC) {
+    close("too many file descriptors in one read");
+    return false;
+  }
+  if (n == 0) {
+    eof = true;
+    return false;
+  }
+  in_end_ += static_cast<size_t>(n);
+  return true;
+}
+
+void Peer::process_input() {
+  while (!closed_ && in_start_ < in_end_) {
+    const uint8_t* data = in_.data() + in_start_;
+    size_t avail = in_end_ - in_start_;
+    if (state_ == State::Auth) {
+      std::string reply;
+      size_t used = sasl_->feed(data, avail, reply);
+      in_start_ += used;
+      if (!reply.empty()) push_bytes(std::vector<uint8_t>(reply.begin(), reply.end()));
+      if (sasl_->state() == wire::SaslServer::State::Failed) {
+        write_out();
+        close("authentication failed");
+        return;
+      }
+      if (sasl_->state() == wire::SaslServer::State::InProgress) {
+        write_out();
+        return;
+      }
+      state_ = State::AwaitHello;
+      if (!in_fds_.empty()) {
+        close("file descriptors sent during authentication");
+        return;
+      }
+      continue;
+    }
+    size_t total = 0;
+    std::string err;
+    switch (wire::frame_length(data, avail, total, err)) {
+      case wire::Frame::Invalid:
+        close("invalid message framing: " + err);
+        return;
+      case wire::Frame::NeedMore:
+        return;
+      case wire::Frame::Ok:
+        break;
+    }
+    if (avail < total) {
+      // Make room for the whole message so the next reads complete it.
+      if (in_.size() - in_start_ < total) {
+        std::memmove(in_.data(), data, avail);
+        in_start_ = 0;
+        in_end_ = avail;
+        in_.resize(total);
+      }
+      return;
+    }
+    in_start_ += total;
+    handle_message(data, total);
+  }
+}
+
+void Peer::handle_message(const uint8_t* data, size_t len) {
+  wire::Header h;
+  std::string err;
+  if (!wire::parse_message(data, len, h, err)) {
+    close("invalid message: " + err);
+    return;
+  }
+  std::shared_ptr<kdbus::FdSet> fds;
+  if (h.unix_fds > 0) {
+    if (!sasl_->unix_fd_negotiated() || in_fds_.size() < h.unix_fds) {
+      close("message announces file descriptors that did not arrive");
+      return;
+    }
+    fds = std::make_shared<kdbus::FdSet>();
+    fds->fds.reserve(h.unix_fds);
+    for (uint32_t i = 0; i < h.unix_fds; ++i) {
+      fds->fds.push_back(std::move(in_fds_.front()));
+      in_fds_.pop_front();
+    }
+  } else if (!in_fds_.empty() && !sasl_->unix_fd_negotiated()) {
+    close("file descriptors sent without negotiating them");
+    return;
+  }
+
+  const bool to_driver = h.has_destination && h.destination == kBusName;
+  const bool registering = state_ == State::AwaitHello;
+  if (registering) {
+    if (!to_driver || h.type != wire::MsgType::MethodCall || h.member != "Hello" ||
+        (h.has_interface && h.interface != kBusName)) {
+      close("client tried to send a message other than Hello without being registered");
+      return;
+    }
+    kdbus::HelloParams hp;
+    hp.flags = sasl_->unix_fd_negotiated() ? uint64_t{kdbus::kHelloAcceptFd} : uint64_t{0};
+    hp.metadata = metadata_;
+    hp.owner = this;
+    int rc = server_.bus().hello(std::move(hp), id_);
+    if (rc != 0) {
+      close("bus refused the connection");
+      return;
+    }
+    name_ = kdbus::unique_name(id_);
+    server_.by_id_[id_] = this;
+    state_ = State::Active;
+  }
+  if (to_driver) {
+    DriverCall call;
+    call.sender = id_;
+    call.sender_name = name_;
+    call.header = &h;
+    call.data = data;
+    call.len = len;
+    call.registering = registering;
+    server_.driver_->driver_call(call);
+    return;
+  }
+  forward(h, data, len, std::move(fds));
+}
+
+void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds) {
+  auto bytes = std::make_shared<std::vector<uint8_t>>();
+  bytes->reserve(h.body_offset + name_.size() + 16 + h.body_length);
+  wire::write_forward_header(h, name_, *bytes);
+  bytes->insert(bytes->end(), data + h.body_offset, data + len);
+
+  wire::Header out;
+  wire::read_trusted_fields(bytes->data(), bytes->size(), out);
+  auto msg = std::make_shared<kdbus::Message>();
+  describe(out, *bytes, *msg);
+  msg->payload = std::move(bytes);
+  msg->fds = std::move(fds);
+  if (!out.has_destination) {
+    if (out.type != wire::MsgType::Signal) return;  // nobody to deliver a call without destination to
+    msg->dst_id = kdbus::kDstBroadcast;
+  } else if (out.destination[0] == ':') {
+    if (!kdbus::parse_unique_name(out.destination, msg->dst_id)) {
+      send_failed(ENXIO, h);
+      return;
+    }
+  } else {
+    msg->dst_id = kdbus::kDstName;
+    msg->dst_name = std::string(out.destination);
+  }
+  int rc = server_.bus().send(id_, std::move(msg));
+  if (rc != 0) send_failed(rc, h);
+}
+
+void Peer::send_failed(int err, const wire::Header& h) {
+  const bool wants_reply = h.type == wire::MsgType::MethodCall && !(h.flags & wire::kNoReplyExpected);
+  if (!wants_reply) return;  // replies nobody waits for and signals are dropped, as dbus-daemon does
+  std::string dest(h.destination);
+  switch (err) {
+    case ENXIO:
+    case ESRCH:
+    case EADDRNOTAVAIL:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.ServiceUnknown",
+                         "The name " + dest + " was not provided by any .service files");
+      break;
+    case EMLINK:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.LimitsExceeded",
+                         "The maximum number of pending replies per connection has been reached");
+      break;
+    case ENOBUFS:
+    case EXFULL:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.LimitsExceeded",
+                         "The destination's incoming queue is full");
+      break;
+    case ECOMM:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.NotSupported",
+                         "The destination does not accept file descriptors");
+      break;
+    case EPERM:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
+                         "The message was rejected by the bus");
+      break;
+    default:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.Failed",
+                         std::string("Could not deliver the message: ") + std::strerror(err));
+      break;
+  }
+}
+
+void Peer::push_bytes(std::vector<uint8_t> bytes) {
+  Out o;
+  o.data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  out_.push_back(std::move(o));
+}
+
+void Peer::to_wire(const kdbus::Delivery& d) {
+  const kdbus::Message& m = *d.msg;
+  const kdbus::Notification& n = m.notify;
+  auto signal = [&](const char* member, bool addressed) {
+    wire::Writer w(wire::MsgType::Signal, server_.next_serial(), wire::kNoReplyExpected);
+    w.path(kBusPath).interface(kBusName).member(member).sender(kBusName);
+    if (addressed) w.destination(name_);
+    return w;
+  };
+  switch (n.kind) {
+    case kdbus::NotifyKind::None: {
+      Out o;
+      o.data = m.payload;
+      o.fds = m.fds;
+      out_.push_back(std::move(o));
+      return;
+    }
+    case kdbus::NotifyKind::ReplyDead:
+    case kdbus::NotifyKind::ReplyTimeout: {
+      wire::Writer w(wire::MsgType::Error, server_.next_serial(), wire::kNoReplyExpected);
+      w.error_name("org.freedesktop.DBus.Error.NoReply")
+          .reply_serial(static_cast<uint32_t>(m.cookie_reply))
+          .sender(kBusName)
+          .destination(name_);
+      w.add_string(n.kind == kdbus::NotifyKind::ReplyDead
+                       ? "Message recipient disconnected from message bus without replying"
+                       : "Message did not receive a reply (timeout by message bus)");
+      push_bytes(w.finish());
+      return;
+    }
+    default:
+      break;
+  }
+  // Name and id notifications become the driver's signals, in dbus-daemon's order.
+  if (d.roles & kdbus::kRoleOldOwner) push_bytes(signal("NameLost", true).add_string(n.name).finish());
+  if (d.roles & (kdbus::kRoleMatched | kdbus::kRoleEavesdrop)) {
+    push_bytes(signal("NameOwnerChanged", false).add_string(n.name).add_string(n.old_owner).add_string(n.new_owner).finish());
+  }
+  if (d.roles & kdbus::kRoleNewOwner) push_bytes(signal("NameAcquired", true).add_string(n.name).finish());
+}
+
+void Peer::pull_and_write() {
+  if (id_ != 0) {
+    kdbus::Delivery d;
+    while (server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
+  }
+  write_out();
+}
+
+void Peer::write_out() {
+  while (!out_.empty() && !closed_) {
+    struct iovec iov[kMaxIov];
+    int n_iov = 0;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
+    struct msghdr mh {};
+    // File descriptors must travel with the first byte of their message, so
+    // a message with fds starts a write of its own.
+    const Out& first = out_.front();
+    if (first.fds && !first.fds->fds.empty() && first.offset == 0) {
+      size_t count = std::min(first.fds->fds.size(), kMaxFdsPerRead);
+      mh.msg_control = control;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+      struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+      for (size_t i = 0; i < count; ++i) {
+        int fd = first.fds->fds[i].get();
+        std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+      }
+    }
+    for (auto it = out_.begin(); it != out_.end() && n_iov < kMaxIov; ++it) {
+      if (it != out_.begin() && it->fds && !it->fds->fds.empty()) break;
+      iov[n_iov].iov_base = const_cast<uint8_t*>(it->data->data() + it->offset);
+      iov[n_iov].iov_len = it->data->size() - it->offset;
+      ++n_iov;
+    }
+    mh.msg_iov = iov;
+    mh.msg_iovlen = n_iov;
+    ssize_t w;
+    do {
+      w = ::sendmsg(fd_.get(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      close("write failed");
+      return;
+    }
+    size_t left = static_cast<size_t>(w);
+    while (left > 0 && !out_.empty()) {
+      Out& o = out_.front();
+      size_t rest = o.data->size() - o.offset;
+      if (left >= rest) {
+        left -= rest;
+        out_.pop_front();
+      } else {
+        o.offset += left;
+        left = 0;
+      }
+    }
+  }
+  update_poll();
+}
+
+void Peer::close(const std::string& why) {
+  if (closed_) return;
+  (void)why;
+  closed_ = true;
+  close_poll(std::move(poll_));
+  out_.clear();
+  if (id_ != 0) server_.bus().disconnect(id_);
+  server_.peer_closed(this);
+}
+
+}  // namespace bridge

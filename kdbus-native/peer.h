@@ -1,0 +1,77 @@
+#pragma once
+// One legacy D-Bus client: its socket, SASL, framing and validation, and the
+// translation between its D-Bus1 messages and its engine connection.
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/bus.h"
+#include "util/fd.h"
+#include "wire/message.h"
+#include "wire/sasl.h"
+
+namespace bridge {
+
+class Server;
+
+class Peer {
+ public:
+  Peer(Server& server, util::UniqueFd fd, bool is_unix);
+  ~Peer();
+  Peer(const Peer&) = delete;
+  Peer& operator=(const Peer&) = delete;
+
+  void start();
+  // Moves deliveries from the engine queue into the output queue and writes.
+  void pull_and_write();
+  // Idempotent; the peer is released by the server after the current batch.
+  void close(const std::string& why);
+
+  kdbus::ConnId id() const { return id_; }
+  const std::string& name() const { return name_; }
+  bool closed() const { return closed_; }
+  bool dirty = false;
+
+ private:
+  enum class State { Auth, AwaitHello, Active };
+  struct Out {
+    kdbus::Payload data;
+    std::shared_ptr<kdbus::FdSet> fds;
+    size_t offset = 0;
+  };
+
+  static void on_poll(uv_poll_t* handle, int status, int events);
+  void on_readable();
+  bool read_once(bool& eof);
+  void process_input();
+  void handle_message(const uint8_t* data, size_t len);
+  void forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds);
+  void send_failed(int err, const wire::Header& h);
+  void to_wire(const kdbus::Delivery& d);
+  void push_bytes(std::vector<uint8_t> bytes);
+  void write_out();
+  void update_poll();
+
+  Server& server_;
+  util::UniqueFd fd_;
+  bool is_unix_;
+  std::unique_ptr<uv_poll_t> poll_;
+  int poll_events_ = 0;
+  State state_ = State::Auth;
+  std::unique_ptr<wire::SaslServer> sasl_;
+  kdbus::Metadata metadata_;
+  kdbus::ConnId id_ = 0;
+  std::string name_;
+  bool closed_ = false;
+
+  std::vector<uint8_t> in_;
+  size_t in_start_ = 0, in_end_ = 0;
+  std::deque<util::UniqueFd> in_fds_;
+  std::deque<Out> out_;
+};
+
+}  // namespace bridge

@@ -1,0 +1,184 @@
+#include "server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "peer.h"
+
+namespace bridge {
+
+struct Server::ListenSocket {
+  Server* server = nullptr;
+  wire::Listener listener;
+  std::unique_ptr<uv_poll_t> poll;
+};
+
+namespace {
+
+constexpr const char* kBusName = "org.freedesktop.DBus";
+
+void release_handle(uv_handle_t* h) {
+  // Reclaims the handle given up in close_poll() once libuv is done with it.
+  std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h));
+}
+
+}  // namespace
+
+void close_poll(std::unique_ptr<uv_poll_t> poll) {
+  if (!poll) return;
+  uv_poll_stop(poll.get());
+  uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), release_handle);
+}
+
+Server::Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver)
+    : loop_(loop), config_(std::move(config)), driver_(driver), bus_(this) {}
+
+Server::~Server() { shutdown(); }
+
+bool Server::listen(std::string_view addresses, std::vector<std::string>& printable, std::string& err) {
+  std::vector<wire::Listener> bound;
+  if (!wire::listen_addresses(addresses, config_.sasl.guid_hex, bound, err)) return false;
+  for (auto& l : bound) {
+    auto ls = std::make_unique<ListenSocket>();
+    ls->server = this;
+    ls->listener = std::move(l);
+    ls->poll = std::make_unique<uv_poll_t>();
+    uv_poll_init(loop_, ls->poll.get(), ls->listener.fd.get());
+    ls->poll->data = ls.get();
+    uv_poll_start(ls->poll.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
+      if (status < 0) return;
+      auto* sock = static_cast<ListenSocket*>(h->data);
+      sock->server->on_accept(*sock);
+    });
+    printable.push_back(ls->listener.connect_address);
+    listeners_.push_back(std::move(ls));
+  }
+  return true;
+}
+
+void Server::on_accept(ListenSocket& ls) {
+  Batch batch(*this);
+  for (int i = 0; i < 64; ++i) {
+    int fd = ::accept4(ls.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN, or out of fds: try again on the next wakeup
+    }
+    auto peer = std::make_unique<Peer>(*this, util::UniqueFd(fd), ls.listener.is_unix);
+    Peer* p = peer.get();
+    peers_.emplace(p, std::move(peer));
+    p->start();
+  }
+}
+
+uint32_t Server::next_serial() {
+  if (++serial_ == 0) serial_ = 1;
+  return serial_;
+}
+
+int Server::send_from_bus(std::vector<uint8_t> bytes) {
+  Batch batch(*this);
+  if (bytes.size() < wire::kFixedHeaderSize) return EINVAL;
+  // The serial of everything the bus sends comes from one counter.
+  uint32_t serial = next_serial();
+  if (bytes[0] == 'B') serial = __builtin_bswap32(serial);
+  std::memcpy(bytes.data() + 8, &serial, 4);
+  auto payload = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  wire::Header h;
+  std::string err;
+  if (!wire::parse_message(payload->data(), payload->size(), h, err)) return EINVAL;
+
+  auto msg = std::make_shared<kdbus::Message>();
+  msg->payload = payload;
+  describe(h, *payload, *msg);
+  if (!h.has_destination) {
+    msg->dst_id = kdbus::kDstBroadcast;
+  } else if (!kdbus::parse_unique_name(h.destination, msg->dst_id)) {
+    msg->dst_id = kdbus::kDstName;
+    msg->dst_name = std::string(h.destination);
+  }
+  return bus_.send(kdbus::kIdBus, std::move(msg));
+}
+
+void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus::Message& msg) {
+  msg.view.type = static_cast<uint8_t>(h.type);
+  msg.view.path = h.path;
+  msg.view.interface = h.interface;
+  msg.view.member = h.member;
+  msg.view.destination = h.destination;
+  msg.cookie = h.serial;
+  if (h.has_reply_serial) msg.cookie_reply = h.reply_serial;
+  switch (h.type) {
+    case wire::MsgType::Signal:
+      msg.flags |= kdbus::kMsgSignal;
+      wire::for_each_string_arg(h, payload.data(), payload.size(), [&](uint8_t index, char type, std::string_view v) {
+        msg.view.args.push_back({index, type, v});
+      });
+      break;
+    case wire::MsgType::MethodCall:
+      if (!(h.flags & wire::kNoReplyExpected)) msg.flags |= kdbus::kMsgExpectReply;
+      break;
+    default:
+      break;
+  }
+  if (h.flags & wire::kNoAutoStart) msg.flags |= kdbus::kMsgNoAutoStart;
+}
+
+void Server::send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_view name, std::string_view text) {
+  wire::Writer w(wire::MsgType::Error, 1, wire::kNoReplyExpected);
+  w.error_name(name).reply_serial(reply_serial).sender(kBusName).destination(kdbus::unique_name(dest));
+  w.add_string(text);
+  send_from_bus(w.finish());
+}
+
+void Server::disconnect(kdbus::ConnId id, const char* why) {
+  auto it = by_id_.find(id);
+  if (it != by_id_.end()) it->second->close(why);
+}
+
+void Server::shutdown() {
+  Batch batch(*this);
+  for (auto& ls : listeners_) {
+    close_poll(std::move(ls->poll));
+    if (!ls->listener.unlink_path.empty()) ::unlink(ls->listener.unlink_path.c_str());
+  }
+  listeners_.clear();
+  std::vector<Peer*> all;
+  for (auto& kv : peers_) all.push_back(kv.first);
+  for (Peer* p : all) p->close("bus shutting down");
+}
+
+void Server::queue_ready(kdbus::ConnId, void* owner) { mark_dirty(static_cast<Peer*>(owner)); }
+
+void Server::mark_dirty(Peer* p) {
+  if (p->dirty || p->closed()) return;
+  p->dirty = true;
+  dirty_.push_back(p);
+}
+
+void Server::peer_closed(Peer* p) {
+  if (p->id() != 0) by_id_.erase(p->id());
+  auto it = peers_.find(p);
+  if (it == peers_.end()) return;
+  dying_.push_back(std::move(it->second));
+  peers_.erase(it);
+}
+
+void Server::flush() {
+  ++batch_depth_;  // output written now may close peers and queue more
+  while (!dirty_.empty()) {
+    std::vector<Peer*> batch;
+    batch.swap(dirty_);
+    for (Peer* p : batch) {
+      p->dirty = false;
+      if (!p->closed()) p->pull_and_write();
+    }
+  }
+  --batch_depth_;
+  dying_.clear();
+}
+
+}  // namespace bridge

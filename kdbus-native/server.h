@@ -1,0 +1,116 @@
+#pragma once
+// The bus server: listening sockets, the legacy clients (peers) and the
+// engine they map onto, on the Node event loop. Everything runs on one
+// thread; a Batch marks a unit of work after which queued output is written.
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/bus.h"
+#include "wire/address.h"
+#include "wire/message.h"
+#include "wire/sasl.h"
+
+namespace bridge {
+
+class Peer;
+
+// Stops a poll handle and frees it once libuv has let go of it.
+void close_poll(std::unique_ptr<uv_poll_t> poll);
+
+// Fills the routing flags, cookies and match view of `msg` from a parsed
+// header whose views point into `payload` (the bytes the message carries).
+void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus::Message& msg);
+
+// A message addressed to org.freedesktop.DBus, for the driver.
+struct DriverCall {
+  kdbus::ConnId sender = 0;
+  std::string_view sender_name;
+  const wire::Header* header = nullptr;
+  const uint8_t* data = nullptr;  // the whole message as the client sent it
+  size_t len = 0;
+  bool registering = false;  // the Hello that made this connection
+};
+
+class DriverHandler {
+ public:
+  virtual ~DriverHandler() = default;
+  virtual void driver_call(const DriverCall& call) = 0;
+};
+
+struct ServerConfig {
+  wire::SaslConfig sasl;
+};
+
+class Server : public kdbus::QueueListener {
+ public:
+  Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver);
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every address of the list; appends the addresses clients use.
+  bool listen(std::string_view addresses, std::vector<std::string>& printable, std::string& err);
+
+  kdbus::Bus& bus() { return bus_; }
+  const ServerConfig& config() const { return config_; }
+
+  // Sends a message from the bus itself (driver replies and signals): its
+  // serial is assigned here. Returns 0 or the engine's errno.
+  int send_from_bus(std::vector<uint8_t> bytes);
+  // Sends an error from the bus to `dest` answering its call `reply_serial`.
+  void send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_view name, std::string_view text);
+
+  // Disconnects a client by id (e.g. a second Hello). No-op if unknown.
+  void disconnect(kdbus::ConnId id, const char* why);
+  // Stops listening and disconnects every client.
+  void shutdown();
+
+  uint32_t next_serial();
+
+  // While a Batch is alive, output is queued; when the outermost one ends,
+  // every peer with new deliveries writes, and closed peers are released.
+  class Batch {
+   public:
+    explicit Batch(Server& s) : s_(s) { ++s_.batch_depth_; }
+    ~Batch() {
+      if (--s_.batch_depth_ == 0) s_.flush();
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    Server& s_;
+  };
+
+  // kdbus::QueueListener
+  void queue_ready(kdbus::ConnId id, void* owner) override;
+
+ private:
+  friend class Peer;
+  struct ListenSocket;
+
+  void on_accept(ListenSocket& ls);
+  void mark_dirty(Peer* p);
+  void peer_closed(Peer* p);
+  void flush();
+
+  uv_loop_t* loop_;
+  ServerConfig config_;
+  DriverHandler* driver_;
+  kdbus::Bus bus_;
+  std::vector<std::unique_ptr<ListenSocket>> listeners_;
+  std::unordered_map<Peer*, std::unique_ptr<Peer>> peers_;
+  std::unordered_map<kdbus::ConnId, Peer*> by_id_;
+  std::vector<Peer*> dirty_;
+  std::vector<std::unique_ptr<Peer>> dying_;
+  int batch_depth_ = 0;
+  uint32_t serial_ = 0;
+};
+
+}  // namespace bridge
