@@ -138,6 +138,7 @@ void Peer::process_input() {
         return;
       }
       if (sasl_->state() == wire::SaslServer::State::InProgress) {
+        if (used > 0) continue;  // more lines may be buffered behind this one
         write_out();
         return;
       }
@@ -300,6 +301,7 @@ void Peer::push_bytes(std::vector<uint8_t> bytes) {
   Out o;
   o.data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
   out_.push_back(std::move(o));
+  server_.mark_dirty(this);
 }
 
 void Peer::to_wire(const kdbus::Delivery& d) {

@@ -15,13 +15,20 @@ struct Listener {
   std::string unlink_path;      // socket file to remove on close (empty for abstract/tcp)
 };
 
-// Parses a semicolon-separated address list and binds a listener for each:
-// unix:path=, unix:abstract=, unix:tmpdir= (abstract on Linux, like dbus-daemon),
-// unix:dir= (a path socket with a random name), unix:runtime=yes
+// Listens like dbus_server_listen() in dbus-daemon 1.14: the semicolon-
+// separated entries are alternatives tried in order and the first entry that
+// can listen is used (one entry may yield several sockets: tcp names with
+// several addresses, systemd with several fds). A malformed entry aborts the
+// list; if no entry listens, the first failure is reported. A bus with several
+// <listen> elements calls this once per element.
+// Entries: unix:path= (a stale socket file is replaced), unix:abstract=,
+// unix:tmpdir= and unix:dir= (a path socket "dbus-XXXXXXXXXX" in that
+// directory; dbus 1.14.10 binds tmpdir= as a path socket too), unix:runtime=yes
 // ($XDG_RUNTIME_DIR/bus), tcp:host=,bind=,port=(0 = any),family=ipv4|ipv6,
-// systemd: (listening sockets from LISTEN_FDS/LISTEN_PID).
-// Printable addresses carry ",guid=<guid>" and escape values as dbus does.
-// Returns false with a dbus-daemon-like message in err on any failure (no
+// systemd: (listening sockets from LISTEN_FDS/LISTEN_PID, variables unset
+// afterwards). nonce-tcp: is refused as unsupported.
+// connect_address carries ",guid=<guid>" and escapes values as dbus does.
+// Returns false with a dbus-daemon-like message in err on failure (no
 // listeners are left open then).
 bool listen_addresses(std::string_view addresses, std::string_view guid, std::vector<Listener>& out,
                       std::string& err);

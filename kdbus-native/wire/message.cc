@@ -23,6 +23,29 @@ constexpr uint8_t kLastKnownField = kFieldUnixFds;
 
 std::string_view view_at(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
+// DESTINATION and SENDER as dbus-daemon accepts them: well-known names by
+// the specification, but unique names more loosely (no minimum number of
+// elements), so that no client that works against dbus-daemon is
+// disconnected here for such a name. Routing simply finds no owner.
+bool valid_bus_name_field(std::string_view s) {
+  if (s.empty() || s[0] != ':') return valid_well_known_name(s);
+  if (s.size() > 255) return false;
+  bool after_dot = false;
+  for (size_t k = 1; k < s.size(); ++k) {
+    const char c = s[k];
+    if (c == '.') {
+      if (after_dot) return false;
+      after_dot = true;
+      continue;
+    }
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+      return false;
+    }
+    after_dot = false;
+  }
+  return !after_dot;
+}
+
 bool fail(std::string& err, const char* reason) {
   err.assign(reason);
   return false;
@@ -176,12 +199,12 @@ const char* read_known_field(const uint8_t* data, size_t& pos, size_t end, bool 
       h.has_error_name = true;
       break;
     case kFieldDestination:
-      if (!valid_bus_name(s)) return "invalid DESTINATION field";
+      if (!valid_bus_name_field(s)) return "invalid DESTINATION field";
       h.destination = s;
       h.has_destination = true;
       break;
     case kFieldSender:
-      if (!valid_bus_name(s)) return "invalid SENDER field";
+      if (!valid_bus_name_field(s)) return "invalid SENDER field";
       h.sender = s;
       h.has_sender = true;
       break;

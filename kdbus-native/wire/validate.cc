@@ -58,7 +58,7 @@ namespace {
 // Where a container left off, so the walk can come back to it without
 // recursion: an array repeats its element type until its byte length is
 // used up, a variant swaps in its own signature until that is exhausted.
-struct Frame {
+struct Container {
   std::string_view sig;  // variant: the signature to return to
   size_t resume;         // variant: index to return to; array: element type start
   size_t elem_end;       // array: index past the element type
@@ -84,7 +84,7 @@ const char* check_values(const ValueContext& ctx, std::string_view signature, si
                          unsigned depth) {
   const uint8_t* msg = ctx.msg;
   const bool be = ctx.big_endian;
-  Frame frames[kMaxValueDepth];
+  Container frames[kMaxValueDepth];
   size_t top = 0;
   std::string_view sig = signature;
   size_t i = 0;
@@ -94,7 +94,7 @@ const char* check_values(const ValueContext& ctx, std::string_view signature, si
 
   for (;;) {
     if (top > 0) {
-      Frame& f = frames[top - 1];
+      Container& f = frames[top - 1];
       if (f.kind == 'a' && i == f.elem_end) {
         if (pos < f.array_end) {
           i = f.resume;  // next element
@@ -192,7 +192,7 @@ const char* check_values(const ValueContext& ctx, std::string_view signature, si
           break;
         }
         if (depth + 1 > kMaxValueDepth) return "values nested too deeply";
-        frames[top++] = Frame{sig, elem_begin, elem_end, pos + n, limit, 'a'};
+        frames[top++] = Container{sig, elem_begin, elem_end, pos + n, limit, 'a'};
         limit = pos + n;
         ++depth;
         break;
@@ -218,7 +218,7 @@ const char* check_values(const ValueContext& ctx, std::string_view signature, si
         pos += n + 1;
         if ((err = skip_padding(msg, pos, sig::alignment(vsig[0]), limit))) return err;
         if (depth + 1 > kMaxValueDepth) return "values nested too deeply";
-        frames[top++] = Frame{sig, i, 0, 0, limit, 'v'};
+        frames[top++] = Container{sig, i, 0, 0, limit, 'v'};
         sig = vsig;
         i = 0;
         ++depth;

@@ -1,0 +1,81 @@
+'use strict';
+// Finding and stopping what one test invocation left behind. Daemons fork,
+// call setsid() and get activated by other daemons, so neither the process
+// group nor the session is enough: every invocation carries a unique marker
+// in its environment, which all of its descendants inherit, and we look for
+// that marker in /proc/PID/environ. Processes are only ever signalled by PID.
+
+const fs = require('fs');
+
+const MARK_VAR = 'COMPAT_SUITES_MARK';
+
+function statFields(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0], pgrp: Number(rest[2]), session: Number(rest[3]) };
+  } catch {
+    return null;
+  }
+}
+
+function carriesMark(pid, needle) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/environ`).includes(needle);
+  } catch {
+    return false;
+  }
+}
+
+// PIDs (other than ours) that belong to the invocation: same session as the
+// leader it was started as, or carrying its marker. Zombies are skipped:
+// they are already dead and their parent's business.
+function findMarked(mark, sessionLeader) {
+  const needle = Buffer.from(`${MARK_VAR}=${mark}\0`);
+  const found = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const st = statFields(pid);
+    if (!st || st.state === 'Z' || st.state === 'X') continue;
+    if ((sessionLeader && st.session === sessionLeader) || carriesMark(pid, needle)) found.push(pid);
+  }
+  return found;
+}
+
+function signal(pid, sig) {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// SIGTERM everything of the invocation, give it a moment, then SIGKILL what
+// survived; repeat because a dying process may still have forked.
+async function reap(mark, sessionLeader, { graceMs = 2000 } = {}) {
+  let killed = 0;
+  for (let round = 0; round < 5; round++) {
+    if (sessionLeader) signal(-sessionLeader, 'SIGTERM');
+    let pids = findMarked(mark, sessionLeader);
+    if (pids.length === 0) return killed;
+    killed += pids.length;
+    for (const pid of pids) signal(pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline) {
+      await sleep(50);
+      pids = findMarked(mark, sessionLeader);
+      if (pids.length === 0) return killed;
+    }
+    if (sessionLeader) signal(-sessionLeader, 'SIGKILL');
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    await sleep(100);
+  }
+  return killed;
+}
+
+module.exports = { MARK_VAR, findMarked, reap };
