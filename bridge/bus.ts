@@ -52,7 +52,6 @@ export function startBus(opts: BusOptions): RunningBus {
     machineId: machineId(),
     busUid: os.userInfo().uid,
     features: () => ['HeaderFiltering', ...(opts.systemdActivation ? ['SystemdActivation'] : [])],
-    interfaces: () => [],
     reloadConfig: () => {
       if (opts.configPath === undefined) return;
       // Parsed again so a broken file is reported to the caller; the running

@@ -52,6 +52,12 @@ export interface NativeBus {
   /** "" when removed, "E:notfound", or why the rule is invalid. */
   removeMatch(sender: string, rule: string): string;
   matchRules(sender: string): string[];
+  /** NameOwnerChanged for a connection that has just been answered its Hello. */
+  announce(name: string): void;
+  /** null when the rule parses, else why not. */
+  checkMatchRule(rule: string): string | null;
+  /** null when the connection is now a monitor, else why not. */
+  becomeMonitor(sender: string, rules: string[]): string | null;
   getCredentials(name: string): Credentials | null;
   disconnect(name: string): void;
   stats(): { connections: number; names: number; matchRules: number; messagesSent: number };

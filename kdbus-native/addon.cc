@@ -48,6 +48,9 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
                            InstanceMethod("addMatch", &BusWrap::AddMatch),
                            InstanceMethod("removeMatch", &BusWrap::RemoveMatch),
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
+                           InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
+                           InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
+                           InstanceMethod("announce", &BusWrap::Announce),
                            InstanceMethod("getCredentials", &BusWrap::GetCredentials),
                            InstanceMethod("disconnect", &BusWrap::Disconnect),
                            InstanceMethod("stats", &BusWrap::Stats),
@@ -226,6 +229,35 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     if (bus.match_find(id, rule, cookie) != 0) return Napi::String::New(info.Env(), "E:notfound");
     bus.match_remove(id, cookie);
     return Napi::String::New(info.Env(), "");
+  }
+
+  Napi::Value Announce(const Napi::CallbackInfo& info) {
+    Server::Batch batch(server(info.Env()));
+    server(info.Env()).bus().announce(conn(info[0]));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value CheckMatchRule(const Napi::CallbackInfo& info) {
+    kdbus::MatchRule rule;
+    std::string err;
+    if (!kdbus::MatchRule::parse(info[0].As<Napi::String>().Utf8Value(), rule, err))
+      return Napi::String::New(info.Env(), err);
+    return info.Env().Null();
+  }
+
+  // Returns null when done, or why a rule is invalid.
+  Napi::Value BecomeMonitor(const Napi::CallbackInfo& info) {
+    ConnId id = conn(info[0]);
+    std::vector<kdbus::MatchRule> filter;
+    for (const std::string& text : string_array(info[1])) {
+      kdbus::MatchRule rule;
+      std::string err;
+      if (!kdbus::MatchRule::parse(text, rule, err)) return Napi::String::New(info.Env(), err);
+      filter.push_back(std::move(rule));
+    }
+    int rc = server(info.Env()).become_monitor(id, std::move(filter));
+    if (rc != 0) return Napi::String::New(info.Env(), std::strerror(rc));
+    return info.Env().Null();
   }
 
   Napi::Value MatchRules(const Napi::CallbackInfo& info) {

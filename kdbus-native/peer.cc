@@ -199,6 +199,10 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     return;
   }
 
+  if (monitor_) {
+    close("monitors may not send messages");
+    return;
+  }
   const bool to_driver = h.has_destination && h.destination == kBusName;
   const bool registering = state_ == State::AwaitHello;
   if (registering) {
@@ -211,6 +215,7 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     hp.flags = sasl_->unix_fd_negotiated() ? uint64_t{kdbus::kHelloAcceptFd} : uint64_t{0};
     hp.metadata = metadata_;
     hp.owner = this;
+    hp.defer_announce = true;  // the driver announces it after answering Hello
     int rc = server_.bus().hello(std::move(hp), id_);
     if (rc != 0) {
       close("bus refused the connection");
@@ -221,6 +226,12 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     state_ = State::Active;
   }
   if (to_driver) {
+    if (server_.bus().has_monitors()) {
+      // Calls the bus consumes still take their place in the order monitors see.
+      auto msg = prepare(h, data, len);
+      msg->dst_id = kdbus::kIdBus;
+      server_.bus().observe(id_, std::move(msg));
+    }
     DriverCall call;
     call.sender = id_;
     call.sender_name = name_;
@@ -234,29 +245,33 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
   forward(h, data, len, std::move(fds));
 }
 
-void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds) {
+std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8_t* data, size_t len) {
   auto bytes = std::make_shared<std::vector<uint8_t>>();
   bytes->reserve(h.body_offset + name_.size() + 16 + h.body_length);
   wire::write_forward_header(h, name_, *bytes);
   bytes->insert(bytes->end(), data + h.body_offset, data + len);
-
   wire::Header out;
   wire::read_trusted_fields(bytes->data(), bytes->size(), out);
   auto msg = std::make_shared<kdbus::Message>();
   describe(out, *bytes, *msg);
   msg->payload = std::move(bytes);
+  return msg;
+}
+
+void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds) {
+  auto msg = prepare(h, data, len);
   msg->fds = std::move(fds);
-  if (!out.has_destination) {
-    if (out.type != wire::MsgType::Signal) return;  // nobody to deliver a call without destination to
+  if (!h.has_destination) {
+    if (h.type != wire::MsgType::Signal) return;  // nobody to deliver a call without destination to
     msg->dst_id = kdbus::kDstBroadcast;
-  } else if (out.destination[0] == ':') {
-    if (!kdbus::parse_unique_name(out.destination, msg->dst_id)) {
+  } else if (h.destination[0] == ':') {
+    if (!kdbus::parse_unique_name(h.destination, msg->dst_id)) {
       send_failed(ENXIO, h);
       return;
     }
   } else {
     msg->dst_id = kdbus::kDstName;
-    msg->dst_name = std::string(out.destination);
+    msg->dst_name = std::string(h.destination);
   }
   int rc = server_.bus().send(id_, std::move(msg));
   if (rc != 0) send_failed(rc, h);
@@ -304,45 +319,56 @@ void Peer::push_bytes(std::vector<uint8_t> bytes) {
   server_.mark_dirty(this);
 }
 
+std::vector<uint8_t> Peer::driver_signal(const char* member, std::string_view destination,
+                                         std::initializer_list<std::string_view> args) {
+  wire::Writer w(wire::MsgType::Signal, server_.next_serial(), wire::kNoReplyExpected);
+  w.path(kBusPath).interface(kBusName).member(member).sender(kBusName);
+  if (!destination.empty()) w.destination(destination);
+  for (std::string_view a : args) w.add_string(a);
+  return w.finish();
+}
+
 void Peer::to_wire(const kdbus::Delivery& d) {
   const kdbus::Message& m = *d.msg;
   const kdbus::Notification& n = m.notify;
-  auto signal = [&](const char* member, bool addressed) {
-    wire::Writer w(wire::MsgType::Signal, server_.next_serial(), wire::kNoReplyExpected);
-    w.path(kBusPath).interface(kBusName).member(member).sender(kBusName);
-    if (addressed) w.destination(name_);
-    return w;
-  };
+  using kdbus::NotifyKind;
   switch (n.kind) {
-    case kdbus::NotifyKind::None: {
+    case NotifyKind::None: {
       Out o;
       o.data = m.payload;
       o.fds = m.fds;
       out_.push_back(std::move(o));
       return;
     }
-    case kdbus::NotifyKind::ReplyDead:
-    case kdbus::NotifyKind::ReplyTimeout: {
+    case NotifyKind::ReplyDead:
+    case NotifyKind::ReplyTimeout: {
       wire::Writer w(wire::MsgType::Error, server_.next_serial(), wire::kNoReplyExpected);
       w.error_name("org.freedesktop.DBus.Error.NoReply")
           .reply_serial(static_cast<uint32_t>(m.cookie_reply))
           .sender(kBusName)
-          .destination(name_);
-      w.add_string(n.kind == kdbus::NotifyKind::ReplyDead
-                       ? "Message recipient disconnected from message bus without replying"
-                       : "Message did not receive a reply (timeout by message bus)");
+          .destination(n.new_owner);
+      w.add_string(n.kind == NotifyKind::ReplyDead ? "Message recipient disconnected from message bus without replying"
+                                                   : "Message did not receive a reply (timeout by message bus)");
       push_bytes(w.finish());
       return;
     }
     default:
       break;
   }
-  // Name and id notifications become the driver's signals, in dbus-daemon's order.
-  if (d.roles & kdbus::kRoleOldOwner) push_bytes(signal("NameLost", true).add_string(n.name).finish());
-  if (d.roles & (kdbus::kRoleMatched | kdbus::kRoleEavesdrop)) {
-    push_bytes(signal("NameOwnerChanged", false).add_string(n.name).add_string(n.old_owner).add_string(n.new_owner).finish());
+  // Name and id notifications become the driver's signals, in dbus-daemon's
+  // order: NameLost to the old owner, NameOwnerChanged, NameAcquired to the new.
+  const bool well_known = n.kind == NotifyKind::NameAdd || n.kind == NotifyKind::NameRemove ||
+                          n.kind == NotifyKind::NameChange;
+  if (d.roles & kdbus::kRoleEavesdrop) {
+    // A monitor sees each of those as its recipients get them.
+    if (well_known && n.old_id != 0) push_bytes(driver_signal("NameLost", n.old_owner, {n.name}));
+    push_bytes(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}));
+    if (well_known && n.new_id != 0) push_bytes(driver_signal("NameAcquired", n.new_owner, {n.name}));
+    return;
   }
-  if (d.roles & kdbus::kRoleNewOwner) push_bytes(signal("NameAcquired", true).add_string(n.name).finish());
+  if (d.roles & kdbus::kRoleOldOwner) push_bytes(driver_signal("NameLost", name_, {n.name}));
+  if (d.roles & kdbus::kRoleMatched) push_bytes(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}));
+  if (d.roles & kdbus::kRoleNewOwner) push_bytes(driver_signal("NameAcquired", name_, {n.name}));
 }
 
 void Peer::pull_and_write() {

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
+#include <string_view>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,8 @@ class Peer {
   const std::string& name() const { return name_; }
   bool closed() const { return closed_; }
   bool dirty = false;
+  // Set by BecomeMonitor: from then on the client only listens.
+  void become_monitor() { monitor_ = true; }
 
  private:
   enum class State { Auth, AwaitHello, Active };
@@ -49,6 +53,9 @@ class Peer {
   bool read_once(bool& eof);
   void process_input();
   void handle_message(const uint8_t* data, size_t len);
+  std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len);
+  std::vector<uint8_t> driver_signal(const char* member, std::string_view destination,
+                                     std::initializer_list<std::string_view> args);
   void forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds);
   void send_failed(int err, const wire::Header& h);
   void to_wire(const kdbus::Delivery& d);
@@ -67,6 +74,7 @@ class Peer {
   kdbus::ConnId id_ = 0;
   std::string name_;
   bool closed_ = false;
+  bool monitor_ = false;
 
   std::vector<uint8_t> in_;
   size_t in_start_ = 0, in_end_ = 0;

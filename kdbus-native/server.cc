@@ -134,6 +134,15 @@ void Server::send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_v
   send_from_bus(w.finish());
 }
 
+int Server::become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return ENXIO;
+  Batch batch(*this);
+  int rc = bus_.become_monitor(id, std::move(filter));
+  if (rc == 0) it->second->become_monitor();
+  return rc;
+}
+
 void Server::disconnect(kdbus::ConnId id, const char* why) {
   auto it = by_id_.find(id);
   if (it != by_id_.end()) it->second->close(why);

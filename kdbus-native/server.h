@@ -66,6 +66,9 @@ class Server : public kdbus::QueueListener {
   // Sends an error from the bus to `dest` answering its call `reply_serial`.
   void send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_view name, std::string_view text);
 
+  // BecomeMonitor for client `id` (the driver has already answered it).
+  int become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter);
+
   // Disconnects a client by id (e.g. a second Hello). No-op if unknown.
   void disconnect(kdbus::ConnId id, const char* why);
   // Stops listening and disconnects every client.

@@ -3,7 +3,7 @@
 // translates D-Bus calls into engine commands and back.
 import type { DriverCall, NativeBus } from '../native';
 import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, NO_REPLY_EXPECTED, Variant } from './codec';
-import { INTERFACES, InterfaceSpec, MethodSpec } from './interfaces';
+import { advertisedInterfaces, INTERFACES, InterfaceSpec, MethodSpec } from './interfaces';
 import { introspectXml } from './introspect';
 import { isValidBusName } from './names';
 
@@ -13,7 +13,6 @@ export interface DriverContext {
   machineId: string;
   busUid: number;
   features(): string[];
-  interfaces(): string[];
   reloadConfig(): void;
   updateActivationEnvironment(vars: Record<string, string>): void;
 }
@@ -26,7 +25,8 @@ class DBusError extends Error {
   }
 }
 
-type Handler = (call: DriverCall, args: unknown[]) => { signature: string; body: unknown[] } | void;
+/** A result to send back; void for an empty reply; null when the handler answered itself. */
+type Handler = (call: DriverCall, args: unknown[]) => { signature: string; body: unknown[] } | void | null;
 
 export class Driver {
   private readonly handlers: Map<string, Handler>;
@@ -55,7 +55,11 @@ export class Driver {
       ['org.freedesktop.DBus.Properties.Get', (_c, a) => this.getProperty(a[0] as string, a[1] as string)],
       ['org.freedesktop.DBus.Properties.GetAll', (_c, a) => this.getAllProperties(a[0] as string)],
       ['org.freedesktop.DBus.Properties.Set', (_c, a) => this.setProperty(a[0] as string, a[1] as string)],
-      ['org.freedesktop.DBus.Introspectable.Introspect', () => ({ signature: 's', body: [introspectXml()] })],
+      ['org.freedesktop.DBus.Introspectable.Introspect', (c) => ({ signature: 's', body: [introspectXml(c.path)] })],
+      ['org.freedesktop.DBus.Monitoring.BecomeMonitor', (c, a) => this.becomeMonitor(c, a[0] as string[], a[1] as number)],
+      ['org.freedesktop.DBus.Debug.Stats.GetStats', () => this.stats()],
+      ['org.freedesktop.DBus.Debug.Stats.GetConnectionStats', (_c, a) => this.connectionStats(a[0] as string)],
+      ['org.freedesktop.DBus.Debug.Stats.GetAllMatchRules', () => this.allMatchRules()],
       ['org.freedesktop.DBus.Peer.GetMachineId', () => ({ signature: 's', body: [this.ctx.machineId] })],
       ['org.freedesktop.DBus.Peer.Ping', () => undefined],
     ]);
@@ -69,37 +73,56 @@ export class Driver {
         return;
       }
       const [iface, method] = this.lookup(call);
-      if (method.in.join('') !== call.signature) {
+      if (method.privileged) this.checkPrivileged(call);
+      if (call.path !== BUS_PATH && !method.anyPath) {
+        throw new DBusError(
+          `${ERR}AccessDenied`,
+          `Method '${method.name}' is only available at the canonical object path '${BUS_PATH}'`,
+        );
+      }
+      if (method.in !== call.signature) {
         throw new DBusError(
           `${ERR}InvalidArgs`,
-          `Call to ${method.name} has wrong args (${call.signature}, expected ${method.in.join('')})`,
+          `Call to ${method.name} has wrong args (${call.signature}, expected ${method.in})\n`,
         );
       }
       const handler = this.handlers.get(`${iface.name}.${method.name}`);
       if (!handler) throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
       const args = decodeBody(call.signature, call.body, call.bigEndian);
       const result = handler(call, args);
-      this.reply(call, result ?? { signature: '', body: [] });
+      if (result !== null) this.reply(call, result ?? { signature: '', body: [] });
     } catch (e) {
       if (e instanceof DBusError) this.error(call, e.errorName, e.message);
       else this.error(call, `${ERR}Failed`, String(e instanceof Error ? e.message : e));
     }
   }
 
+  // As dbus-daemon: the first interface (in table order) that answers at this
+  // path and has the member; an interface that matched by name but lacks the
+  // member makes the error UnknownMethod rather than UnknownInterface.
   private lookup(call: DriverCall): [InterfaceSpec, MethodSpec] {
-    if (call.interface !== undefined) {
-      const iface = INTERFACES.find((i) => i.name === call.interface);
-      if (!iface) throw new DBusError(`${ERR}UnknownInterface`, `${BUS_NAME} does not understand interface ${call.interface}`);
-      const method = iface.methods.find((mm) => mm.name === call.member);
-      if (!method) throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
-      return [iface, method];
-    }
-    // Without an interface, the first interface that has the member answers.
+    const canonical = call.path === BUS_PATH;
+    let foundInterface = false;
     for (const iface of INTERFACES) {
+      if (!canonical && !iface.anyPath) continue;
+      if (call.interface !== undefined && call.interface !== iface.name) continue;
+      foundInterface = true;
       const method = iface.methods.find((mm) => mm.name === call.member);
       if (method) return [iface, method];
     }
-    throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+    throw new DBusError(
+      foundInterface ? `${ERR}UnknownMethod` : `${ERR}UnknownInterface`,
+      `${BUS_NAME} does not understand message ${call.member}`,
+    );
+  }
+
+  private checkPrivileged(call: DriverCall): void {
+    const uid = this.ctx.native.getCredentials(call.sender)?.uid;
+    if (uid === 0 || uid === this.ctx.busUid) return;
+    throw new DBusError(
+      `${ERR}AccessDenied`,
+      `The caller does not have the necessary privileges to call ${call.interface ?? ''}.${call.member}`,
+    );
   }
 
   private reply(call: DriverCall, result: { signature: string; body: unknown[] }): void {
@@ -122,8 +145,9 @@ export class Driver {
 
   private hello(call: DriverCall): void {
     if (!call.registering) throw new DBusError(`${ERR}Failed`, 'Already handled an Hello message');
-    // dbus-daemon order: the reply, then NameAcquired for the unique name.
+    // dbus-daemon order: the reply, NameOwnerChanged, then NameAcquired for the unique name.
     this.reply(call, { signature: 's', body: [call.sender] });
+    this.ctx.native.announce(call.sender);
     this.ctx.native.send(
       encode({
         type: MessageType.Signal,
@@ -261,34 +285,77 @@ export class Driver {
     return { signature: 'a{sv}', body: [dict] };
   }
 
-  private checkBusInterface(iface: string): void {
-    if (iface !== BUS_NAME && iface !== '') {
-      throw new DBusError(`${ERR}UnknownInterface`, `Interface "${iface}" does not exist`);
+  private becomeMonitor(call: DriverCall, rules: string[], flags: number): null {
+    if (flags !== 0) throw new DBusError(`${ERR}InvalidArgs`, 'BecomeMonitor does not support any flags yet');
+    for (const rule of rules) {
+      const invalid = this.ctx.native.checkMatchRule(rule);
+      if (invalid !== null) throw new DBusError(`${ERR}MatchRuleInvalid`, invalid);
     }
+    // The reply goes first: it is not itself something the monitor watches.
+    this.reply(call, { signature: '', body: [] });
+    const err = this.ctx.native.becomeMonitor(call.sender, rules);
+    if (err !== null) this.ctx.native.disconnect(call.sender);
+    return null;
   }
 
-  private properties(): Record<string, unknown> {
+  private stats() {
+    const s = this.ctx.native.stats();
     return {
-      Features: new Variant('as', this.ctx.features()),
-      Interfaces: new Variant('as', this.ctx.interfaces()),
+      signature: 'a{sv}',
+      body: [
+        {
+          ActiveConnections: new Variant('u', s.connections),
+          MatchRules: new Variant('u', s.matchRules),
+          BusNames: new Variant('u', s.names),
+        },
+      ],
     };
   }
 
+  private connectionStats(name: string) {
+    const c = this.creds(name, 'statistics');
+    const rules = this.ctx.native.matchRules(c.unique);
+    return {
+      signature: 'a{sv}',
+      body: [{ UniqueName: new Variant('s', c.unique), MatchRules: new Variant('u', rules.length) }],
+    };
+  }
+
+  private allMatchRules() {
+    const all: Record<string, string[]> = {};
+    for (const name of this.ctx.native.listNames()) {
+      if (name.startsWith(':')) all[name] = this.ctx.native.matchRules(name);
+    }
+    return { signature: 'a{sas}', body: [all] };
+  }
+
+  /** Properties of one of the driver's interfaces, as dbus-daemon finds them. */
+  private propertiesOf(iface: string): Record<string, unknown> {
+    const spec = INTERFACES.find((i) => i.name === iface);
+    if (!spec) throw new DBusError(`${ERR}UnknownInterface`, `Interface "${iface}" not found`);
+    if (iface !== BUS_NAME) return {};
+    return {
+      Features: new Variant('as', this.ctx.features()),
+      Interfaces: new Variant('as', advertisedInterfaces()),
+    };
+  }
+
+  private property(iface: string, prop: string): unknown {
+    const props = this.propertiesOf(iface);
+    if (!(prop in props)) throw new DBusError(`${ERR}UnknownProperty`, `Property "${iface}.${prop}" not found`);
+    return props[prop];
+  }
+
   private getProperty(iface: string, prop: string) {
-    this.checkBusInterface(iface);
-    const props = this.properties();
-    if (!(prop in props)) throw new DBusError(`${ERR}UnknownProperty`, `Property "${prop}" does not exist`);
-    return { signature: 'v', body: [props[prop]] };
+    return { signature: 'v', body: [this.property(iface, prop)] };
   }
 
   private getAllProperties(iface: string) {
-    this.checkBusInterface(iface);
-    return { signature: 'a{sv}', body: [this.properties()] };
+    return { signature: 'a{sv}', body: [this.propertiesOf(iface)] };
   }
 
   private setProperty(iface: string, prop: string): never {
-    this.checkBusInterface(iface);
-    if (!(prop in this.properties())) throw new DBusError(`${ERR}UnknownProperty`, `Property "${prop}" does not exist`);
-    throw new DBusError(`${ERR}PropertyReadOnly`, `Property "${prop}" cannot be set`);
+    this.property(iface, prop);
+    throw new DBusError(`${ERR}PropertyReadOnly`, `Property '${iface}.${prop}' cannot be set`);
   }
 }

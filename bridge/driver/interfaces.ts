@@ -1,24 +1,115 @@
-// The interfaces of the bus driver object: names, argument types and the
-// signals and properties it has. The driver dispatches on this table.
+// The interfaces of the bus driver object: names, argument types, where they
+// answer, and the signals and properties they have. The driver dispatches on
+// this table and introspection is generated from it.
 export interface MethodSpec {
   name: string;
-  in: string[];
-  inNames?: string[];
-  out: string[];
+  in: string;
+  out: string;
+  /** Answers at any object path, not only /org/freedesktop/DBus. */
+  anyPath?: boolean;
+  /** Only for the bus's own uid and root. */
+  privileged?: boolean;
 }
 
 export interface InterfaceSpec {
   name: string;
   methods: MethodSpec[];
-  signals?: { name: string; args: string[] }[];
+  /** Introspection text for the signals, as dbus-daemon writes it. */
+  signals?: string;
   properties?: { name: string; type: string }[];
+  /** Some of its methods answer at any object path. */
+  anyPath?: boolean;
+  /** Left out of the Interfaces property. */
+  uninteresting?: boolean;
 }
 
-const m = (name: string, input: string, output: string): MethodSpec => ({
-  name,
-  in: splitSignature(input),
-  out: splitSignature(output),
-});
+const anyPath = (name: string, input: string, output: string): MethodSpec => ({ name, in: input, out: output, anyPath: true });
+
+export const INTERFACES: InterfaceSpec[] = [
+  {
+    name: 'org.freedesktop.DBus',
+    anyPath: true,
+    uninteresting: true,
+    methods: [
+      anyPath('Hello', '', 's'),
+      anyPath('RequestName', 'su', 'u'),
+      anyPath('ReleaseName', 's', 'u'),
+      anyPath('StartServiceByName', 'su', 'u'),
+      { name: 'UpdateActivationEnvironment', in: 'a{ss}', out: '', privileged: true },
+      anyPath('NameHasOwner', 's', 'b'),
+      anyPath('ListNames', '', 'as'),
+      anyPath('ListActivatableNames', '', 'as'),
+      anyPath('AddMatch', 's', ''),
+      anyPath('RemoveMatch', 's', ''),
+      anyPath('GetNameOwner', 's', 's'),
+      anyPath('ListQueuedOwners', 's', 'as'),
+      anyPath('GetConnectionUnixUser', 's', 'u'),
+      anyPath('GetConnectionUnixProcessID', 's', 'u'),
+      anyPath('GetAdtAuditSessionData', 's', 'ay'),
+      anyPath('GetConnectionSELinuxSecurityContext', 's', 'ay'),
+      anyPath('ReloadConfig', '', ''),
+      anyPath('GetId', '', 's'),
+      anyPath('GetConnectionCredentials', 's', 'a{sv}'),
+    ],
+    properties: [
+      { name: 'Features', type: 'as' },
+      { name: 'Interfaces', type: 'as' },
+    ],
+    signals: [
+      '    <signal name="NameOwnerChanged">',
+      '      <arg type="s"/>',
+      '      <arg type="s"/>',
+      '      <arg type="s"/>',
+      '    </signal>',
+      '    <signal name="NameLost">',
+      '      <arg type="s"/>',
+      '    </signal>',
+      '    <signal name="NameAcquired">',
+      '      <arg type="s"/>',
+      '    </signal>',
+    ].join('\n'),
+  },
+  {
+    name: 'org.freedesktop.DBus.Properties',
+    uninteresting: true,
+    methods: [
+      { name: 'Get', in: 'ss', out: 'v' },
+      { name: 'GetAll', in: 's', out: 'a{sv}' },
+      { name: 'Set', in: 'ssv', out: '' },
+    ],
+    signals: [
+      '    <signal name="PropertiesChanged">',
+      '      <arg type="s" name="interface_name"/>',
+      '      <arg type="a{sv}" name="changed_properties"/>',
+      '      <arg type="as" name="invalidated_properties"/>',
+      '    </signal>',
+    ].join('\n'),
+  },
+  {
+    name: 'org.freedesktop.DBus.Introspectable',
+    anyPath: true,
+    uninteresting: true,
+    methods: [anyPath('Introspect', '', 's')],
+  },
+  {
+    name: 'org.freedesktop.DBus.Monitoring',
+    methods: [{ name: 'BecomeMonitor', in: 'asu', out: '', privileged: true }],
+  },
+  {
+    name: 'org.freedesktop.DBus.Debug.Stats',
+    methods: [
+      { name: 'GetStats', in: '', out: 'a{sv}' },
+      { name: 'GetConnectionStats', in: 's', out: 'a{sv}' },
+      { name: 'GetAllMatchRules', in: '', out: 'a{sas}' },
+    ],
+  },
+  {
+    name: 'org.freedesktop.DBus.Peer',
+    anyPath: true,
+    uninteresting: true,
+    methods: [anyPath('GetMachineId', '', 's'), anyPath('Ping', '', '')],
+  },
+];
 
 /** Splits a signature into its complete types. */
 export function splitSignature(sig: string): string[] {
@@ -29,7 +120,7 @@ export function splitSignature(sig: string): string[] {
     if (c === 'a') one();
     else if (c === '(' || c === '{') {
       const close = c === '(' ? ')' : '}';
-      while (sig[i] !== close) one();
+      while (i < sig.length && sig[i] !== close) one();
       i++;
     }
   };
@@ -41,45 +132,7 @@ export function splitSignature(sig: string): string[] {
   return out;
 }
 
-export const INTERFACES: InterfaceSpec[] = [
-  {
-    name: 'org.freedesktop.DBus',
-    methods: [
-      m('Hello', '', 's'),
-      m('RequestName', 'su', 'u'),
-      m('ReleaseName', 's', 'u'),
-      m('StartServiceByName', 'su', 'u'),
-      m('UpdateActivationEnvironment', 'a{ss}', ''),
-      m('NameHasOwner', 's', 'b'),
-      m('ListNames', '', 'as'),
-      m('ListActivatableNames', '', 'as'),
-      m('AddMatch', 's', ''),
-      m('RemoveMatch', 's', ''),
-      m('GetNameOwner', 's', 's'),
-      m('ListQueuedOwners', 's', 'as'),
-      m('GetConnectionUnixUser', 's', 'u'),
-      m('GetConnectionUnixProcessID', 's', 'u'),
-      m('GetAdtAuditSessionData', 's', 'ay'),
-      m('GetConnectionSELinuxSecurityContext', 's', 'ay'),
-      m('ReloadConfig', '', ''),
-      m('GetId', '', 's'),
-      m('GetConnectionCredentials', 's', 'a{sv}'),
-    ],
-    signals: [
-      { name: 'NameOwnerChanged', args: ['s', 's', 's'] },
-      { name: 'NameLost', args: ['s'] },
-      { name: 'NameAcquired', args: ['s'] },
-    ],
-    properties: [
-      { name: 'Features', type: 'as' },
-      { name: 'Interfaces', type: 'as' },
-    ],
-  },
-  {
-    name: 'org.freedesktop.DBus.Properties',
-    methods: [m('Get', 'ss', 'v'), m('GetAll', 's', 'a{sv}'), m('Set', 'ssv', '')],
-    signals: [{ name: 'PropertiesChanged', args: ['s', 'a{sv}', 'as'] }],
-  },
-  { name: 'org.freedesktop.DBus.Introspectable', methods: [m('Introspect', '', 's')] },
-  { name: 'org.freedesktop.DBus.Peer', methods: [m('GetMachineId', '', 's'), m('Ping', '', '')] },
-];
+/** The Interfaces property: the driver's optional interfaces. */
+export function advertisedInterfaces(): string[] {
+  return INTERFACES.filter((i) => !i.uninteresting).map((i) => i.name);
+}

@@ -80,6 +80,7 @@ struct Bus::State final : OwnershipOracle {
   ConnId next_id = 1;
   std::map<ConnId, std::unique_ptr<Connection>> conns;  // id order = delivery order
   std::set<ConnId> gone_by_byebye;
+  std::set<ConnId> announced;
   NameRegistry names;
   ReplyTracker replies;
   size_t eavesdrop_rules = 0;
@@ -179,7 +180,12 @@ struct Bus::State final : OwnershipOracle {
     m->notify.old_owner = unique_name(r.callee);
     m->notify.new_owner = unique_name(r.caller);
     m->view.type = 3;
-    enqueue(*caller, stamp(m), kRoleAddressed);
+    std::shared_ptr<const Message> frozen = stamp(m);
+    enqueue(*caller, frozen, kRoleAddressed);
+    if (monitors == 0) return;
+    for (auto& [id, conn] : conns) {
+      if (conn->is_monitor() && monitor_wants(*conn, *frozen, kIdBus, r.caller)) enqueue(*conn, frozen, kRoleEavesdrop);
+    }
   }
 
   // A real owner arrived for a name an activator stood in for: what queued
@@ -286,13 +292,26 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   }
   const ConnId id = s_->next_id++;
   std::string act_name = params.activator_name;
+  const bool announce_now = !params.defer_announce;
   auto conn = std::make_unique<Connection>(id, std::move(params));
   const bool ordinary = conn->is_ordinary();
   if (conn->is_monitor()) ++s_->monitors;
   s_->conns.emplace(id, std::move(conn));
   if (activator) s_->names.add_activator(id, act_name);
   out_id = id;
-  if (ordinary) s_->emit_id_change(NotifyKind::IdAdd, id);
+  if (ordinary && announce_now) {
+    s_->announced.insert(id);
+    s_->emit_id_change(NotifyKind::IdAdd, id);
+  }
+  return 0;
+}
+
+int Bus::announce(ConnId id) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (!c->is_ordinary()) return EPERM;
+  if (!s_->announced.insert(id).second) return EALREADY;
+  s_->emit_id_change(NotifyKind::IdAdd, id);
   return 0;
 }
 
@@ -319,7 +338,7 @@ int Bus::disconnect(ConnId id) {
   s_->names.release_all(id, transfers);
   s_->emit_transfers(transfers);
   for (const PendingReply& r : s_->replies.drop_callee(id)) s_->emit_reply_failure(NotifyKind::ReplyDead, r);
-  if (conn->is_ordinary()) s_->emit_id_change(NotifyKind::IdRemove, id);
+  if (conn->is_ordinary() && s_->announced.erase(id)) s_->emit_id_change(NotifyKind::IdRemove, id);
   return 0;
 }
 
@@ -354,6 +373,36 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   msg->src_id = sender;
   s_->deliver_unicast(s_->stamp(msg), *dst);
   ++s_->messages_sent;
+  return 0;
+}
+
+int Bus::observe(ConnId sender, std::shared_ptr<Message> msg) {
+  if (!msg) return EINVAL;
+  msg->src_id = sender;
+  std::shared_ptr<const Message> m = s_->stamp(msg);
+  for (auto& [id, conn] : s_->conns) {
+    if (conn->is_monitor() && s_->monitor_wants(*conn, *m, sender, 0)) s_->enqueue(*conn, m, kRoleEavesdrop);
+  }
+  return 0;
+}
+
+bool Bus::has_monitors() const { return s_->monitors != 0; }
+
+int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (!c->is_ordinary()) return EPERM;
+  s_->forget_rules(*c);
+  c->clear_matches();
+  s_->replies.drop_caller(id);
+  std::vector<NameTransfer> transfers;
+  s_->names.release_all(id, transfers);
+  s_->emit_transfers(transfers);
+  for (const PendingReply& r : s_->replies.drop_callee(id)) s_->emit_reply_failure(NotifyKind::ReplyDead, r);
+  // Still an ordinary peer here, so it hears NameLost for its unique name.
+  if (s_->announced.erase(id)) s_->emit_broadcast(owner_change(NotifyKind::IdRemove, unique_name(id), id, 0), id, 0);
+  c->turn_into_monitor(std::move(filter));
+  ++s_->monitors;
   return 0;
 }
 

@@ -65,6 +65,9 @@ struct HelloParams {
   std::string description;
   std::string activator_name;  // with kHelloActivator
   void* owner = nullptr;       // handed back in QueueListener::queue_ready
+  // Leave IdAdd to a later announce(): D-Bus announces a connection after
+  // answering its Hello, not when it connects.
+  bool defer_announce = false;
 };
 
 struct NameOwnerInfo {
@@ -103,6 +106,9 @@ class Bus {
   // HELLO: a new connection with a never-reused id. Emits IdAdd to matchers.
   int hello(HelloParams params, ConnId& out_id);
 
+  // IdAdd for a connection made with defer_announce (once; EALREADY after).
+  int announce(ConnId id);
+
   // BYEBYE: EBUSY while messages are queued, EALREADY after; else shuts the
   // connection down as disconnect() does.
   int byebye(ConnId id);
@@ -124,6 +130,17 @@ class Bus {
   // monitors get copies. ECOMM when fds go to a connection without
   // kHelloAcceptFd.
   int send(ConnId sender, std::shared_ptr<Message> msg);
+
+  // A message the bus consumes itself (a call to the driver): it gets its
+  // place in the global order and monitors see it; nobody else receives it.
+  int observe(ConnId sender, std::shared_ptr<Message> msg);
+  bool has_monitors() const;
+
+  // BecomeMonitor: releases the connection's names (NameLost to it,
+  // hand-over to waiters), fails calls waiting on it, announces its unique
+  // name as gone (IdRemove, with the old-owner role to itself), then turns it
+  // into a monitor that sees what `filter` selects (everything if empty).
+  int become_monitor(ConnId id, std::vector<MatchRule> filter);
 
   // RECV: the head of the queue (FIFO; with kRecvUsePriority the lowest
   // priority value <= `priority` first). EAGAIN when empty. With kRecvPeek

@@ -29,6 +29,17 @@ size_t Connection::remove_match(uint64_t cookie) {
   return before - matches_.size();
 }
 
+void Connection::clear_matches() {
+  matches_.clear();
+  eavesdrop_rules_ = 0;
+}
+
+void Connection::turn_into_monitor(std::vector<MatchRule> filter) {
+  flags_ |= kHelloMonitor;
+  clear_matches();
+  for (MatchRule& r : filter) matches_.push_back(MatchEntry{0, std::move(r)});
+}
+
 const MatchEntry* Connection::find_match(const MatchRule& rule) const {
   // dbus-daemon's RemoveMatch takes the most recently added equal rule.
   for (auto it = matches_.rbegin(); it != matches_.rend(); ++it) {

@@ -49,6 +49,11 @@ class Connection {
   const std::vector<MatchEntry>& matches() const { return matches_; }
   size_t eavesdrop_rules() const { return eavesdrop_rules_; }
 
+  // BecomeMonitor: the connection stops being a peer; its rules become the
+  // monitor's filter.
+  void turn_into_monitor(std::vector<MatchRule> filter);
+  void clear_matches();
+
  private:
   ConnId id_;
   uint64_t flags_;

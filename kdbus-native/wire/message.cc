@@ -53,21 +53,14 @@ bool fail(std::string& err, const char* reason) {
 
 // ---- header field output, shared by the forwarded header and the Writer
 
-struct OutField {
-  uint8_t code;
-  char type;  // 's', 'o', 'g' or 'u'
-  std::string_view str;
-  uint32_t num;
-};
-
 // Bytes one field takes, starting from an 8-aligned offset: code, a
 // one-character variant signature with its NUL, then the value, which is
 // already 4-aligned there.
-size_t field_size(const OutField& f) {
-  switch (f.type) {
+constexpr size_t field_size(char type, size_t str_len) {
+  switch (type) {
     case 'u': return 4 + 4;
-    case 'g': return 4 + 1 + f.str.size() + 1;
-    default: return 4 + 4 + f.str.size() + 1;
+    case 'g': return 4 + 1 + str_len + 1;
+    default: return 4 + 4 + str_len + 1;
   }
 }
 
@@ -79,21 +72,23 @@ inline void store_u32(uint8_t* p, uint32_t v, bool big_endian) {
   }
 }
 
-// Appends a fixed header and the given fields, padded to 8, to out. The
-// region is zero-filled once by resize, which provides every padding byte.
+// Appends a fixed header and its fields, padded to 8, to out. `fields`
+// calls its visitor with (code, type, string value, numeric value) for each
+// field in order; it is run twice, once to size the header and once to
+// write it, so that the buffer grows once and no field list is built. The
+// region is zero-filled by resize, which provides every padding byte.
+template <class Fields>
 void append_header(std::vector<uint8_t>& out, bool big_endian, uint8_t type, uint8_t flags, uint32_t body_length,
-                   uint32_t serial, const OutField* fields, size_t n_fields, size_t extra_capacity) {
+                   uint32_t serial, const Fields& fields, size_t extra_capacity) {
   size_t fields_len = 0;
-  for (size_t k = 0; k < n_fields; ++k) {
-    fields_len = align8(fields_len) + field_size(fields[k]);
-  }
+  fields([&](uint8_t, char t, std::string_view s, uint32_t) { fields_len = align8(fields_len) + field_size(t, s.size()); });
   const size_t header_len = align8(kFixedHeaderSize + fields_len);
   const size_t base = out.size();
   // Grow geometrically: callers may append many messages to one buffer.
   const size_t need = base + header_len + extra_capacity;
   if (out.capacity() < need) out.reserve(std::max(need, out.capacity() * 2));
   out.resize(base + header_len);
-  uint8_t* h = out.data() + base;
+  uint8_t* const h = out.data() + base;
   h[0] = big_endian ? 'B' : 'l';
   h[1] = type;
   h[2] = flags;
@@ -102,25 +97,23 @@ void append_header(std::vector<uint8_t>& out, bool big_endian, uint8_t type, uin
   store_u32(h + 8, serial, big_endian);
   store_u32(h + 12, uint32_t(fields_len), big_endian);
   size_t at = kFixedHeaderSize;
-  for (size_t k = 0; k < n_fields; ++k) {
-    const OutField& f = fields[k];
+  fields([&](uint8_t code, char t, std::string_view s, uint32_t num) {
     at = align8(at);
     uint8_t* p = h + at;
-    p[0] = f.code;
+    p[0] = code;
     p[1] = 1;
-    p[2] = uint8_t(f.type);
-    p[3] = 0;
-    if (f.type == 'u') {
-      store_u32(p + 4, f.num, big_endian);
-    } else if (f.type == 'g') {
-      p[4] = uint8_t(f.str.size());
-      std::memcpy(p + 5, f.str.data(), f.str.size());
+    p[2] = uint8_t(t);
+    if (t == 'u') {
+      store_u32(p + 4, num, big_endian);
+    } else if (t == 'g') {
+      p[4] = uint8_t(s.size());
+      std::memcpy(p + 5, s.data(), s.size());
     } else {
-      store_u32(p + 4, uint32_t(f.str.size()), big_endian);
-      std::memcpy(p + 8, f.str.data(), f.str.size());
+      store_u32(p + 4, uint32_t(s.size()), big_endian);
+      std::memcpy(p + 8, s.data(), s.size());
     }
-    at += field_size(f);
-  }
+    at += field_size(t, s.size());
+  });
 }
 
 // ---- header field parsing
@@ -331,7 +324,10 @@ bool parse_message(const uint8_t* data, size_t len, Header& out, std::string& er
   }
   if (total != len) return fail(err, "message length does not match its header");
 
-  Header h;
+  // Filled in place: copying a finished Header costs as much as parsing a
+  // small message's fixed part.
+  Header& h = out;
+  h = Header{};
   h.big_endian = data[0] == 'B';
   if (data[1] == 0) return fail(err, "invalid message type");
   h.type = static_cast<MsgType>(data[1]);
@@ -355,8 +351,6 @@ bool parse_message(const uint8_t* data, size_t len, Header& out, std::string& er
   const detail::ValueContext ctx{data, h.big_endian, h.unix_fds};
   if (const char* e = detail::check_values(ctx, h.signature, pos, len, 0)) return fail(err, e);
   if (pos != len) return fail(err, "body has data beyond its signature");
-
-  out = h;
   return true;
 }
 
@@ -406,18 +400,18 @@ void for_each_string_arg(const Header& h, const uint8_t* data, size_t len,
 // ---- forwarding
 
 void write_forward_header(const Header& h, std::string_view sender, std::vector<uint8_t>& out) {
-  OutField fields[9];
-  size_t n = 0;
-  if (h.has_path) fields[n++] = {kFieldPath, 'o', h.path, 0};
-  if (h.has_interface) fields[n++] = {kFieldInterface, 's', h.interface, 0};
-  if (h.has_member) fields[n++] = {kFieldMember, 's', h.member, 0};
-  if (h.has_error_name) fields[n++] = {kFieldErrorName, 's', h.error_name, 0};
-  if (h.has_reply_serial) fields[n++] = {kFieldReplySerial, 'u', {}, h.reply_serial};
-  if (h.has_destination) fields[n++] = {kFieldDestination, 's', h.destination, 0};
-  if (!sender.empty()) fields[n++] = {kFieldSender, 's', sender, 0};
-  if (h.has_signature && !h.signature.empty()) fields[n++] = {kFieldSignature, 'g', h.signature, 0};
-  if (h.unix_fds != 0) fields[n++] = {kFieldUnixFds, 'u', {}, h.unix_fds};
-  append_header(out, h.big_endian, static_cast<uint8_t>(h.type), h.flags, h.body_length, h.serial, fields, n,
+  auto fields = [&h, sender](auto&& v) {
+    if (h.has_path) v(kFieldPath, 'o', h.path, 0);
+    if (h.has_interface) v(kFieldInterface, 's', h.interface, 0);
+    if (h.has_member) v(kFieldMember, 's', h.member, 0);
+    if (h.has_error_name) v(kFieldErrorName, 's', h.error_name, 0);
+    if (h.has_reply_serial) v(kFieldReplySerial, 'u', std::string_view(), h.reply_serial);
+    if (h.has_destination) v(kFieldDestination, 's', h.destination, 0);
+    if (!sender.empty()) v(kFieldSender, 's', sender, 0);
+    if (h.has_signature && !h.signature.empty()) v(kFieldSignature, 'g', h.signature, 0);
+    if (h.unix_fds != 0) v(kFieldUnixFds, 'u', std::string_view(), h.unix_fds);
+  };
+  append_header(out, h.big_endian, static_cast<uint8_t>(h.type), h.flags, h.body_length, h.serial, fields,
                 h.body_length);
 }
 
@@ -492,18 +486,18 @@ Writer& Writer::add_string_array(const std::vector<std::string>& v) {
 }
 
 std::vector<uint8_t> Writer::finish() const {
-  OutField fields[9];
-  size_t n = 0;
-  if (!path_.empty()) fields[n++] = {kFieldPath, 'o', path_, 0};
-  if (!interface_.empty()) fields[n++] = {kFieldInterface, 's', interface_, 0};
-  if (!member_.empty()) fields[n++] = {kFieldMember, 's', member_, 0};
-  if (!error_name_.empty()) fields[n++] = {kFieldErrorName, 's', error_name_, 0};
-  if (has_reply_serial_) fields[n++] = {kFieldReplySerial, 'u', {}, reply_serial_};
-  if (!destination_.empty()) fields[n++] = {kFieldDestination, 's', destination_, 0};
-  if (!sender_.empty()) fields[n++] = {kFieldSender, 's', sender_, 0};
-  if (!signature_.empty()) fields[n++] = {kFieldSignature, 'g', signature_, 0};
+  auto fields = [this](auto&& v) {
+    if (!path_.empty()) v(kFieldPath, 'o', path_, 0);
+    if (!interface_.empty()) v(kFieldInterface, 's', interface_, 0);
+    if (!member_.empty()) v(kFieldMember, 's', member_, 0);
+    if (!error_name_.empty()) v(kFieldErrorName, 's', error_name_, 0);
+    if (has_reply_serial_) v(kFieldReplySerial, 'u', std::string_view(), reply_serial_);
+    if (!destination_.empty()) v(kFieldDestination, 's', destination_, 0);
+    if (!sender_.empty()) v(kFieldSender, 's', sender_, 0);
+    if (!signature_.empty()) v(kFieldSignature, 'g', signature_, 0);
+  };
   std::vector<uint8_t> out;
-  append_header(out, false, static_cast<uint8_t>(type_), flags_, uint32_t(body_.size()), serial_, fields, n,
+  append_header(out, false, static_cast<uint8_t>(type_), flags_, uint32_t(body_.size()), serial_, fields,
                 body_.size());
   out.insert(out.end(), body_.begin(), body_.end());
   return out;

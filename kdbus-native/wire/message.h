@@ -10,6 +10,9 @@
 
 namespace wire {
 
+// Like dbus-daemon, parse_message accepts any non-zero type: later protocol
+// revisions may add types, which have no required fields and are carried
+// through unchanged, so a Header's type can hold a value not listed here.
 enum class MsgType : uint8_t { Invalid = 0, MethodCall = 1, MethodReturn = 2, Error = 3, Signal = 4 };
 
 enum MsgFlag : uint8_t {
@@ -63,7 +66,10 @@ struct Header {
 // message type, names/paths/signature syntax, then the whole body against the
 // signature (alignment, zero padding, UTF-8 without NUL in strings, booleans
 // 0/1, array and nesting limits, unix fd indices < unix_fds). On failure
-// returns false and sets err to a short reason.
+// returns false, sets err to a short reason and leaves `out` unspecified.
+// Allocates nothing on success. Unique names in DESTINATION and SENDER are
+// checked as loosely as dbus-daemon does (see valid_bus_name for the strict
+// rule).
 bool parse_message(const uint8_t* data, size_t len, Header& out, std::string& err);
 
 // Calls fn(index, type, value) for each top-level body argument, up to index
@@ -74,8 +80,8 @@ void for_each_string_arg(const Header& h, const uint8_t* data, size_t len,
 
 // Appends to `out` the header the bus forwards for message `h`: the same
 // type, flags, body length and serial, the known fields of h except SENDER,
-// SENDER set to `sender`, unknown fields dropped, in h's byte order, padded to
-// 8. The original body bytes follow it unchanged.
+// SENDER set to `sender` (omitted when empty), unknown fields dropped, in h's
+// byte order, padded to 8. The original body bytes follow it unchanged.
 void write_forward_header(const Header& h, std::string_view sender, std::vector<uint8_t>& out);
 
 // Builds a complete little-endian message, for what the bus itself sends.

@@ -5,7 +5,9 @@
 const fs = require('fs');
 const { spawnSync } = require('child_process');
 const { DBUS_TESTS, DBUS_DEBUG, GLIB_TESTS } = require('./catalogue');
+const crypto = require('crypto');
 const { SYSTEM_PATH } = require('./sandbox');
+const { MARK_VAR, reap } = require('./procs');
 
 const PACKAGES = [
   'dbus-tests',          // dbus' installed tests and its debug build (dbus-launch honouring DBUS_TEST_DAEMON)
@@ -64,7 +66,17 @@ function userExists(name) {
 
 // The daemon must start from an empty environment, and (because
 // test-uid-permissions starts it as user messagebus) also as messagebus.
-function checkDaemon(daemon) {
+// Even "--version" may leave processes behind, so it carries a marker too.
+async function checkDaemon(daemon) {
+  const mark = `preflight-${crypto.randomBytes(6).toString('hex')}`;
+  try {
+    return checkDaemonMarked(daemon, mark);
+  } finally {
+    await reap(mark, 0, { graceMs: 1000 });
+  }
+}
+
+function checkDaemonMarked(daemon, mark) {
   const errors = [];
   let st;
   try {
@@ -73,7 +85,7 @@ function checkDaemon(daemon) {
     return [`${daemon.label}: ${daemon.path} does not exist`];
   }
   if (!st.isFile()) return [`${daemon.label}: ${daemon.path} is not a file`];
-  const probe = ['env', '-i', `PATH=${SYSTEM_PATH}`, daemon.path, '--version'];
+  const probe = ['env', '-i', `PATH=${SYSTEM_PATH}`, `${MARK_VAR}=${mark}`, daemon.path, '--version'];
   const asRoot = spawnSync(probe[0], probe.slice(1), { encoding: 'utf8', timeout: 30000 });
   if (asRoot.status !== 0) {
     errors.push(`${daemon.label}: "${daemon.path} --version" fails in an empty environment (PATH=${SYSTEM_PATH}): ${(asRoot.stderr || '').trim().split('\n').pop() || `status ${asRoot.status}`}`);
