@@ -15,6 +15,8 @@ export interface DriverCall {
   body: Buffer;
   /** true for the Hello that registered the connection */
   registering: boolean;
+  /** the caller negotiated unix fd passing */
+  unixFds: boolean;
 }
 
 export interface Credentials {
@@ -38,7 +40,7 @@ export interface NativeBusOptions {
 export interface NativeBus {
   listen(addresses: string): string[];
   /** Sends a message from the bus itself; its serial is assigned natively. Returns 0 or an errno. */
-  send(message: Buffer): number;
+  send(message: Buffer, fds?: number[]): number;
   sendError(destination: string, replySerial: number, name: string, text: string): void;
   /** D-Bus RequestName reply code (1..4), or a negative errno. */
   requestName(sender: string, name: string, flags: number): number;

@@ -2,6 +2,7 @@
 // feeds configuration into, and answers driver calls through. Errors at the
 // engine boundary are errno values; they become exceptions only here.
 #include <napi.h>
+#include <fcntl.h>
 #include <uv.h>
 
 #include <cerrno>
@@ -100,6 +101,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     obj.Set("member", Napi::String::New(env_, std::string(h.member)));
     obj.Set("signature", Napi::String::New(env_, std::string(h.signature)));
     obj.Set("registering", Napi::Boolean::New(env_, call.registering));
+    obj.Set("unixFds", Napi::Boolean::New(env_, call.unix_fds));
     obj.Set("bigEndian", Napi::Boolean::New(env_, h.big_endian));
     obj.Set("body", Napi::Buffer<uint8_t>::Copy(env_, call.data + h.body_offset, call.len - h.body_offset));
     try {
@@ -138,8 +140,18 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
   Napi::Value Send(const Napi::CallbackInfo& info) {
     auto buf = info[0].As<Napi::Buffer<uint8_t>>();
     std::vector<uint8_t> bytes(buf.Data(), buf.Data() + buf.Length());
+    std::shared_ptr<kdbus::FdSet> fds;
+    if (info.Length() > 1 && info[1].IsArray()) {
+      auto arr = info[1].As<Napi::Array>();
+      if (arr.Length() > 0) fds = std::make_shared<kdbus::FdSet>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        int fd = ::fcntl(arr.Get(i).As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) return Napi::Number::New(info.Env(), errno);
+        fds->fds.emplace_back(fd);
+      }
+    }
     Server::Batch batch(server(info.Env()));
-    return Napi::Number::New(info.Env(), server(info.Env()).send_from_bus(std::move(bytes)));
+    return Napi::Number::New(info.Env(), server(info.Env()).send_from_bus(std::move(bytes), std::move(fds)));
   }
 
   Napi::Value SendError(const Napi::CallbackInfo& info) {

@@ -239,6 +239,7 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     call.data = data;
     call.len = len;
     call.registering = registering;
+    call.unix_fds = sasl_->unix_fd_negotiated();
     server_.driver_->driver_call(call);
     return;
   }

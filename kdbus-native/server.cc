@@ -79,7 +79,7 @@ uint32_t Server::next_serial() {
   return serial_;
 }
 
-int Server::send_from_bus(std::vector<uint8_t> bytes) {
+int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdSet> fds) {
   Batch batch(*this);
   if (bytes.size() < wire::kFixedHeaderSize) return EINVAL;
   // The serial of everything the bus sends comes from one counter.
@@ -93,6 +93,7 @@ int Server::send_from_bus(std::vector<uint8_t> bytes) {
 
   auto msg = std::make_shared<kdbus::Message>();
   msg->payload = payload;
+  msg->fds = std::move(fds);
   describe(h, *payload, *msg);
   if (!h.has_destination) {
     msg->dst_id = kdbus::kDstBroadcast;

@@ -35,6 +35,7 @@ struct DriverCall {
   const uint8_t* data = nullptr;  // the whole message as the client sent it
   size_t len = 0;
   bool registering = false;  // the Hello that made this connection
+  bool unix_fds = false;     // the caller negotiated fd passing
 };
 
 class DriverHandler {
@@ -62,7 +63,7 @@ class Server : public kdbus::QueueListener {
 
   // Sends a message from the bus itself (driver replies and signals): its
   // serial is assigned here. Returns 0 or the engine's errno.
-  int send_from_bus(std::vector<uint8_t> bytes);
+  int send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdSet> fds = nullptr);
   // Sends an error from the bus to `dest` answering its call `reply_serial`.
   void send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_view name, std::string_view text);
 

@@ -38,8 +38,14 @@ interface Outgoing {
   body?: unknown[];
 }
 
+export interface Encoded {
+  bytes: Buffer;
+  /** File descriptors the message carries (borrowed: the addon duplicates them). */
+  fds: number[];
+}
+
 /** A complete message from the bus; the serial is a placeholder the addon replaces. */
-export function encode(msg: Outgoing): Buffer {
+export function encode(msg: Outgoing): Encoded {
   const raw: Record<string, unknown> = {
     type: msg.type,
     serial: 1,
@@ -54,6 +60,6 @@ export function encode(msg: Outgoing): Buffer {
     signature: msg.signature ?? '',
     body: msg.body ?? [],
   };
-  const [buffer] = marshallMessage(raw) as [Buffer, number[]];
-  return buffer;
+  const [bytes, fds] = marshallMessage(raw) as [Buffer, number[]];
+  return { bytes, fds };
 }

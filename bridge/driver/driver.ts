@@ -51,7 +51,7 @@ export class Driver {
       ['org.freedesktop.DBus.GetConnectionSELinuxSecurityContext', (_c, a) => this.selinuxContext(a[0] as string)],
       ['org.freedesktop.DBus.ReloadConfig', () => this.ctx.reloadConfig()],
       ['org.freedesktop.DBus.GetId', () => ({ signature: 's', body: [this.ctx.guid] })],
-      ['org.freedesktop.DBus.GetConnectionCredentials', (_c, a) => this.credentials(a[0] as string)],
+      ['org.freedesktop.DBus.GetConnectionCredentials', (c, a) => this.credentials(a[0] as string, c.unixFds)],
       ['org.freedesktop.DBus.Properties.Get', (_c, a) => this.getProperty(a[0] as string, a[1] as string)],
       ['org.freedesktop.DBus.Properties.GetAll', (_c, a) => this.getAllProperties(a[0] as string)],
       ['org.freedesktop.DBus.Properties.Set', (_c, a) => this.setProperty(a[0] as string, a[1] as string)],
@@ -125,16 +125,21 @@ export class Driver {
     );
   }
 
+  private send(msg: Parameters<typeof encode>[0]): void {
+    const { bytes, fds } = encode(msg);
+    this.ctx.native.send(bytes, fds);
+  }
+
   private reply(call: DriverCall, result: { signature: string; body: unknown[] }): void {
     if (call.flags & NO_REPLY_EXPECTED) return;
-    this.ctx.native.send(
-      encode({
+    this.send(
+      {
         type: MessageType.MethodReturn,
         destination: call.sender,
         replySerial: call.serial,
         signature: result.signature,
         body: result.body,
-      }),
+      },
     );
   }
 
@@ -148,17 +153,15 @@ export class Driver {
     // dbus-daemon order: the reply, NameOwnerChanged, then NameAcquired for the unique name.
     this.reply(call, { signature: 's', body: [call.sender] });
     this.ctx.native.announce(call.sender);
-    this.ctx.native.send(
-      encode({
-        type: MessageType.Signal,
-        destination: call.sender,
-        path: BUS_PATH,
-        interface: BUS_NAME,
-        member: 'NameAcquired',
-        signature: 's',
-        body: [call.sender],
-      }),
-    );
+    this.send({
+      type: MessageType.Signal,
+      destination: call.sender,
+      path: BUS_PATH,
+      interface: BUS_NAME,
+      member: 'NameAcquired',
+      signature: 's',
+      body: [call.sender],
+    });
   }
 
   private requestName(call: DriverCall, name: string, flags: number) {
@@ -273,12 +276,14 @@ export class Driver {
     throw new DBusError(`${ERR}SELinuxSecurityContextUnknown`, `Could not determine security context for '${name}'`);
   }
 
-  private credentials(name: string) {
+  private credentials(name: string, withFd: boolean) {
     const c = this.creds(name, 'credentials');
     const dict: Record<string, unknown> = {};
     if (c.uid !== undefined) dict.UnixUserID = new Variant('u', c.uid);
     if ('groups' in c && c.groups !== undefined) dict.UnixGroupIDs = new Variant('au', c.groups);
     if (c.pid !== undefined) dict.ProcessID = new Variant('u', c.pid);
+    // A pidfd can only reach callers that negotiated fd passing.
+    if (withFd && 'pidfd' in c && c.pidfd !== undefined) dict.ProcessFD = new Variant('h', c.pidfd);
     if ('seclabel' in c && c.seclabel !== undefined) {
       dict.LinuxSecurityLabel = new Variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
     }
