@@ -44,6 +44,7 @@ export function startBus(opts: BusOptions): RunningBus {
     allowAnonymous: config.allowAnonymous,
     mechanisms: config.auth,
     allowedUids: [],
+    limits: config.limits,
     onDriverCall: (call) => driver?.handle(call),
   });
   driver = new Driver({
@@ -57,6 +58,7 @@ export function startBus(opts: BusOptions): RunningBus {
       // Parsed again so a broken file is reported to the caller; the running
       // configuration is kept in that case.
       config = loadConfig(opts.configPath);
+      bus.setLimits(config.limits);
     },
     updateActivationEnvironment: (vars) => Object.assign(activationEnv, vars),
   });
@@ -72,6 +74,7 @@ export function startBus(opts: BusOptions): RunningBus {
     addresses,
     reload(next: BusConfig) {
       config = next;
+      bus.setLimits(config.limits);
     },
     stop() {
       bus.shutdown();

@@ -35,6 +35,8 @@ export interface NativeBusOptions {
   mechanisms: string[];
   allowedUids: number[];
   onDriverCall: (call: DriverCall) => void;
+  /** dbus-daemon's <limit> values by their configuration names. */
+  limits?: Record<string, number>;
 }
 
 export interface NativeBus {
@@ -54,6 +56,7 @@ export interface NativeBus {
   /** "" when removed, "E:notfound", or why the rule is invalid. */
   removeMatch(sender: string, rule: string): string;
   matchRules(sender: string): string[];
+  setLimits(limits: Record<string, number>): void;
   /** NameOwnerChanged for a connection that has just been answered its Hello. */
   announce(name: string): void;
   /** null when the rule parses, else why not. */

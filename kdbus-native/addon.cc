@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "server.h"
@@ -33,6 +34,27 @@ std::vector<std::string> string_array(const Napi::Value& v) {
   return out;
 }
 
+// dbus-daemon's <limit> names, split between the server and the engine.
+void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::BusLimits& engine) {
+  if (!v.IsObject()) return;
+  auto o = v.As<Napi::Object>();
+  auto get = [&](const char* name, auto& field) {
+    auto x = o.Get(name);
+    if (!x.IsNumber()) return;
+    double d = x.As<Napi::Number>().DoubleValue();
+    field = d > 0 ? static_cast<std::remove_reference_t<decltype(field)>>(d) : 0;
+  };
+  get("max_message_size", server.max_message_size);
+  get("max_message_unix_fds", server.max_message_unix_fds);
+  get("max_completed_connections", server.max_completed_connections);
+  get("max_incomplete_connections", server.max_incomplete_connections);
+  get("max_connections_per_user", server.max_connections_per_user);
+  get("reply_timeout", server.reply_timeout_ms);
+  get("max_replies_per_connection", engine.max_pending_replies);
+  get("max_match_rules_per_connection", engine.max_match_rules);
+  get("max_names_per_connection", engine.max_names);
+}
+
 class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -52,6 +74,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("announce", &BusWrap::Announce),
+                           InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("getCredentials", &BusWrap::GetCredentials),
                            InstanceMethod("disconnect", &BusWrap::Disconnect),
                            InstanceMethod("stats", &BusWrap::Stats),
@@ -75,10 +98,13 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     auto cb = opts.Get("onDriverCall");
     if (!cb.IsFunction()) throw Napi::TypeError::New(env, "options.onDriverCall must be a function");
     on_driver_call_ = Napi::Persistent(cb.As<Napi::Function>());
+    kdbus::BusLimits engine_limits;
+    apply_limits(opts.Get("limits"), config.limits, engine_limits);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     env_ = env;
     server_ = std::make_unique<Server>(loop, std::move(config), this);
+    server_->bus().set_limits(engine_limits);
   }
 
   ~BusWrap() override {
@@ -241,6 +267,16 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     if (bus.match_find(id, rule, cookie) != 0) return Napi::String::New(info.Env(), "E:notfound");
     bus.match_remove(id, cookie);
     return Napi::String::New(info.Env(), "");
+  }
+
+  Napi::Value SetLimits(const Napi::CallbackInfo& info) {
+    Server& s = server(info.Env());
+    bridge::ServerLimits server_limits;
+    kdbus::BusLimits engine_limits = s.bus().limits();
+    apply_limits(info[0], server_limits, engine_limits);
+    s.set_limits(server_limits);
+    s.bus().set_limits(engine_limits);
+    return info.Env().Undefined();
   }
 
   Napi::Value Announce(const Napi::CallbackInfo& info) {

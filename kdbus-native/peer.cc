@@ -143,6 +143,10 @@ void Peer::process_input() {
         return;
       }
       state_ = State::AwaitHello;
+      if (!server_.admit(*this, sasl_->authorized_uid())) {
+        close("connection limit reached");
+        return;
+      }
       if (!in_fds_.empty()) {
         close("file descriptors sent during authentication");
         return;
@@ -159,6 +163,11 @@ void Peer::process_input() {
         return;
       case wire::Frame::Ok:
         break;
+    }
+    const ServerLimits& limits = server_.config().limits;
+    if (limits.max_message_size != 0 && total > limits.max_message_size) {
+      close("message larger than max_message_size");
+      return;
     }
     if (avail < total) {
       // Make room for the whole message so the next reads complete it.
@@ -183,6 +192,11 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     return;
   }
   std::shared_ptr<kdbus::FdSet> fds;
+  const size_t max_fds = server_.config().limits.max_message_unix_fds;
+  if (max_fds != 0 && h.unix_fds > max_fds) {
+    close("message carries more file descriptors than max_message_unix_fds");
+    return;
+  }
   if (h.unix_fds > 0) {
     if (!sasl_->unix_fd_negotiated() || in_fds_.size() < h.unix_fds) {
       close("message announces file descriptors that did not arrive");
@@ -262,6 +276,7 @@ std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8
 void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds) {
   auto msg = prepare(h, data, len);
   msg->fds = std::move(fds);
+  if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
   if (!h.has_destination) {
     if (h.type != wire::MsgType::Signal) return;  // nobody to deliver a call without destination to
     msg->dst_id = kdbus::kDstBroadcast;

@@ -37,6 +37,10 @@ class Peer {
   const std::string& name() const { return name_; }
   bool closed() const { return closed_; }
   bool dirty = false;
+  // What the server counts this peer under, for its connection limits.
+  bool counted_incomplete = true;
+  bool counted_completed = false;
+  uid_t counted_uid = static_cast<uid_t>(-1);
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
 

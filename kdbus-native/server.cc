@@ -67,8 +67,14 @@ void Server::on_accept(ListenSocket& ls) {
       if (errno == EINTR) continue;
       return;  // EAGAIN, or out of fds: try again on the next wakeup
     }
+    if (config_.limits.max_incomplete_connections != 0 &&
+        incomplete_ >= config_.limits.max_incomplete_connections) {
+      ::close(fd);  // as dbus-daemon: too many connections still authenticating
+      continue;
+    }
     auto peer = std::make_unique<Peer>(*this, util::UniqueFd(fd), ls.listener.is_unix);
     Peer* p = peer.get();
+    ++incomplete_;
     peers_.emplace(p, std::move(peer));
     p->start();
   }
@@ -151,6 +157,11 @@ void Server::disconnect(kdbus::ConnId id, const char* why) {
 
 void Server::shutdown() {
   Batch batch(*this);
+  if (reply_timer_) {
+    uv_timer_stop(reply_timer_.get());
+    uv_close(reinterpret_cast<uv_handle_t*>(reply_timer_.release()),
+             [](uv_handle_t* h) { std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(h)); });
+  }
   for (auto& ls : listeners_) {
     close_poll(std::move(ls->poll));
     if (!ls->listener.unlink_path.empty()) ::unlink(ls->listener.unlink_path.c_str());
@@ -159,6 +170,61 @@ void Server::shutdown() {
   std::vector<Peer*> all;
   for (auto& kv : peers_) all.push_back(kv.first);
   for (Peer* p : all) p->close("bus shutting down");
+}
+
+bool Server::admit(Peer& p, uid_t uid) {
+  --incomplete_;
+  p.counted_incomplete = false;
+  const ServerLimits& l = config_.limits;
+  if (l.max_completed_connections != 0 && completed_ >= l.max_completed_connections) return false;
+  const bool counted_user = uid != static_cast<uid_t>(-1);
+  // uid 0 is not held to the per-user limit, as in dbus-daemon.
+  if (counted_user && uid != 0 && l.max_connections_per_user != 0 && per_user_[uid] >= l.max_connections_per_user)
+    return false;
+  ++completed_;
+  p.counted_completed = true;
+  if (counted_user) {
+    ++per_user_[uid];
+    p.counted_uid = uid;
+  }
+  return true;
+}
+
+void Server::release(Peer& p) {
+  if (p.counted_incomplete) --incomplete_;
+  if (p.counted_completed) --completed_;
+  if (p.counted_uid != static_cast<uid_t>(-1)) {
+    auto it = per_user_.find(p.counted_uid);
+    if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+  }
+  p.counted_incomplete = p.counted_completed = false;
+  p.counted_uid = static_cast<uid_t>(-1);
+}
+
+uint64_t Server::reply_deadline() const {
+  if (config_.limits.reply_timeout_ms == 0) return 0;
+  return uv_hrtime() + config_.limits.reply_timeout_ms * 1000000ull;
+}
+
+void Server::arm_reply_timer() {
+  uint64_t due = bus_.next_deadline();
+  if (due == 0 || due == reply_timer_due_) return;
+  if (!reply_timer_) {
+    reply_timer_ = std::make_unique<uv_timer_t>();
+    uv_timer_init(loop_, reply_timer_.get());
+    reply_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(reply_timer_.get()));
+  }
+  reply_timer_due_ = due;
+  uint64_t now = uv_hrtime();
+  uint64_t delay_ms = due > now ? (due - now + 999999) / 1000000 : 0;
+  uv_timer_start(reply_timer_.get(), [](uv_timer_t* t) {
+    auto* self = static_cast<Server*>(t->data);
+    Batch batch(*self);
+    self->reply_timer_due_ = 0;
+    self->bus_.expire_replies(uv_hrtime());
+    self->arm_reply_timer();
+  }, delay_ms, 0);
 }
 
 void Server::queue_ready(kdbus::ConnId, void* owner) { mark_dirty(static_cast<Peer*>(owner)); }
@@ -170,6 +236,7 @@ void Server::mark_dirty(Peer* p) {
 }
 
 void Server::peer_closed(Peer* p) {
+  release(*p);
   if (p->id() != 0) by_id_.erase(p->id());
   auto it = peers_.find(p);
   if (it == peers_.end()) return;
@@ -189,6 +256,7 @@ void Server::flush() {
   }
   --batch_depth_;
   dying_.clear();
+  if (config_.limits.reply_timeout_ms != 0) arm_reply_timer();
 }
 
 }  // namespace bridge

@@ -44,8 +44,20 @@ class DriverHandler {
   virtual void driver_call(const DriverCall& call) = 0;
 };
 
+// dbus-daemon's <limit>s that the server itself enforces (the engine's own
+// are in kdbus::BusLimits). 0 = no limit.
+struct ServerLimits {
+  size_t max_message_size = 0;
+  size_t max_message_unix_fds = 0;
+  size_t max_completed_connections = 0;
+  size_t max_incomplete_connections = 0;
+  size_t max_connections_per_user = 0;
+  uint64_t reply_timeout_ms = 0;  // 0 = replies may take forever
+};
+
 struct ServerConfig {
   wire::SaslConfig sasl;
+  ServerLimits limits;
 };
 
 class Server : public kdbus::QueueListener {
@@ -60,6 +72,9 @@ class Server : public kdbus::QueueListener {
 
   kdbus::Bus& bus() { return bus_; }
   const ServerConfig& config() const { return config_; }
+  void set_limits(const ServerLimits& limits) { config_.limits = limits; }
+  // An absolute CLOCK_MONOTONIC deadline for a call sent now, 0 for none.
+  uint64_t reply_deadline() const;
 
   // Sends a message from the bus itself (driver replies and signals): its
   // serial is assigned here. Returns 0 or the engine's errno.
@@ -100,6 +115,10 @@ class Server : public kdbus::QueueListener {
   struct ListenSocket;
 
   void on_accept(ListenSocket& ls);
+  // A peer finished SASL; false when a connection limit forbids it.
+  bool admit(Peer& p, uid_t uid);
+  void release(Peer& p);
+  void arm_reply_timer();
   void mark_dirty(Peer* p);
   void peer_closed(Peer* p);
   void flush();
@@ -115,6 +134,11 @@ class Server : public kdbus::QueueListener {
   std::vector<std::unique_ptr<Peer>> dying_;
   int batch_depth_ = 0;
   uint32_t serial_ = 0;
+  size_t incomplete_ = 0;
+  size_t completed_ = 0;
+  std::unordered_map<uid_t, size_t> per_user_;
+  std::unique_ptr<uv_timer_t> reply_timer_;
+  uint64_t reply_timer_due_ = 0;
 };
 
 }  // namespace bridge

@@ -18,6 +18,7 @@ export interface DriverContext {
 }
 
 const ERR = 'org.freedesktop.DBus.Error.';
+const E2BIG = 7;
 
 class DBusError extends Error {
   constructor(readonly errorName: string, message: string) {
@@ -176,7 +177,13 @@ export class Driver {
       );
     }
     const rc = this.ctx.native.requestName(call.sender, name, flags);
-    if (rc < 0) throw new DBusError(rc === -7 ? `${ERR}LimitsExceeded` : `${ERR}Failed`, `Could not acquire name "${name}" (errno ${-rc})`);
+    if (rc === -E2BIG) {
+      throw new DBusError(
+        `${ERR}LimitsExceeded`,
+        `Connection "${call.sender}" is not allowed to own more services (increase limits in configuration file if required)`,
+      );
+    }
+    if (rc < 0) throw new DBusError(`${ERR}Failed`, `Could not acquire name "${name}" (errno ${-rc})`);
     return { signature: 'u', body: [rc] };
   }
 
@@ -229,7 +236,10 @@ export class Driver {
   private addMatch(call: DriverCall, rule: string) {
     const err = this.ctx.native.addMatch(call.sender, rule);
     if (err === 'E:limit') {
-      throw new DBusError(`${ERR}LimitsExceeded`, 'Connection has too many match rules');
+      throw new DBusError(
+        `${ERR}LimitsExceeded`,
+        `Connection "${call.sender}" is not allowed to add more match rules (increase limits in configuration file if required)`,
+      );
     }
     if (err !== null) throw new DBusError(`${ERR}MatchRuleInvalid`, err);
   }

@@ -116,15 +116,32 @@ def unicast():
     conn, observer = connect(), connect()
     observer.add_match_string("type='signal',interface='%s'" % IFACE)
     t = token()
-    loop, seen, timed_out = collect(conn, lambda m: m.get_type() == 4 and m.get_member() == "Unicast")
-    oloop, oseen, otimed = collect(observer, lambda m: m.get_type() == 4 and m.get_member() == "End")
+    got, leaked, ended = [], [], []
+    loop = GLib.MainLoop()
+
+    def settle():
+        if got and ended:
+            loop.quit()
+
+    def on_conn(_c, m):
+        if m.get_type() == 4 and m.get_member() == "Unicast":
+            got.append([str(x) for x in m.get_args_list()])
+            settle()
+
+    def on_observer(_c, m):
+        if m.get_type() == 4 and m.get_member() == "Unicast":
+            leaked.append(m)
+        if m.get_type() == 4 and m.get_member() == "End":
+            ended.append(m)
+            settle()
+    conn.add_message_filter(on_conn)
+    observer.add_message_filter(on_observer)
+    GLib.timeout_add(5000, loop.quit)
     proxy(conn).EmitTo(conn.get_unique_name(), t)
     loop.run()
-    check(not timed_out, "unicast signal not delivered")
-    equal([str(x) for x in seen[-1].get_args_list()], [t], "unicast body")
-    oloop.run()
-    check(not otimed, "observer saw no End")
-    check(not [m for m in oseen if m.get_member() == "Unicast"], "a unicast signal reached a non-recipient")
+    equal(got[:1], [[t]], "unicast signal received by its destination")
+    check(ended, "observer saw no End")
+    check(not leaked, "a unicast signal reached a non-recipient")
 
 
 def fds():

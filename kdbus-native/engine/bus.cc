@@ -418,6 +418,11 @@ int Bus::name_acquire(ConnId id, std::string_view name, uint64_t flags, uint64_t
   Connection* c = s_->find(id);
   if (c == nullptr) return ENXIO;
   if (!c->is_ordinary()) return EPERM;
+  // As dbus-daemon counts: the unique name is one of the names a connection has.
+  if (s_->limits.max_names != 0 && !s_->names.has_joined(id, name) &&
+      s_->names.joined_count(id) + 1 >= s_->limits.max_names) {
+    return E2BIG;
+  }
   std::vector<NameTransfer> transfers;
   int err = s_->names.acquire(id, name, flags, return_flags, transfers);
   s_->emit_transfers(transfers);

@@ -194,3 +194,21 @@ size_t NameRegistry::owned_count() const {
 }
 
 }  // namespace kdbus
+
+namespace kdbus {
+
+size_t NameRegistry::joined_count(ConnId id) const {
+  auto it = joined_.find(id);
+  return it == joined_.end() ? 0 : it->second.size();
+}
+
+bool NameRegistry::has_joined(ConnId id, std::string_view name) const {
+  auto it = joined_.find(id);
+  if (it == joined_.end()) return false;
+  for (const std::string& n : it->second) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+}  // namespace kdbus

@@ -57,6 +57,9 @@ class NameRegistry {
 
   const std::map<std::string, NameEntry, std::less<>>& entries() const { return names_; }
   size_t owned_count() const;  // names with a primary owner
+  // Names the connection owns or waits for; whether it holds `name` already.
+  size_t joined_count(ConnId id) const;
+  bool has_joined(ConnId id, std::string_view name) const;
 
  private:
   void join(ConnId id, const std::string& name);

@@ -324,10 +324,14 @@ bool parse_message(const uint8_t* data, size_t len, Header& out, std::string& er
   }
   if (total != len) return fail(err, "message length does not match its header");
 
-  // Filled in place: copying a finished Header costs as much as parsing a
-  // small message's fixed part.
+  // Filled in place, and reset member by member: copying or value-
+  // initialising the whole struct costs as much as parsing a small header.
   Header& h = out;
-  h = Header{};
+  h.path = h.interface = h.member = h.error_name = h.destination = h.sender = h.signature = std::string_view();
+  h.has_path = h.has_interface = h.has_member = h.has_error_name = h.has_destination = h.has_sender =
+      h.has_signature = h.has_reply_serial = false;
+  h.reply_serial = 0;
+  h.unix_fds = 0;
   h.big_endian = data[0] == 'B';
   if (data[1] == 0) return fail(err, "invalid message type");
   h.type = static_cast<MsgType>(data[1]);

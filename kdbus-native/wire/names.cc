@@ -2,14 +2,32 @@
 #include "message.h"
 #include "signature.h"
 
+#include <cstdint>
+
 namespace wire {
 
 namespace {
 
 constexpr size_t kMaxNameLength = 255;
 
-constexpr bool is_alpha_(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+// Character classes by table: names are checked on every message, and a
+// lookup per byte beats a chain of range comparisons.
+enum : uint8_t { kAlpha = 1, kDigit = 2, kHyphen = 4 };
+
+struct CharClasses {
+  uint8_t c[256] = {};
+  constexpr CharClasses() {
+    for (int k = 'A'; k <= 'Z'; ++k) c[k] = kAlpha;
+    for (int k = 'a'; k <= 'z'; ++k) c[k] = kAlpha;
+    c[int('_')] = kAlpha;
+    for (int k = '0'; k <= '9'; ++k) c[k] = kDigit;
+    c[int('-')] = kHyphen;
+  }
+};
+constexpr CharClasses kClasses;
+
+inline uint8_t cls(char c) { return kClasses.c[static_cast<uint8_t>(c)]; }
+inline bool is_digit(char c) { return cls(c) == kDigit; }
 
 // Dot-separated names (interfaces, error names, bus names) share one shape;
 // they differ in whether '-' is allowed and whether an element may start
@@ -25,8 +43,10 @@ bool valid_dotted(std::string_view s, bool allow_hyphen, bool allow_leading_digi
       at_element_start = true;
       continue;
     }
-    bool ok = is_alpha_(c) || (allow_hyphen && c == '-') || (is_digit(c) && (allow_leading_digit || !at_element_start));
-    if (!ok) return false;
+    const uint8_t k = cls(c);
+    const uint8_t allowed =
+        kAlpha | (allow_hyphen ? kHyphen : 0) | ((allow_leading_digit || !at_element_start) ? kDigit : 0);
+    if (!(k & allowed)) return false;
     at_element_start = false;
   }
   return !at_element_start && elements >= 2;
@@ -55,7 +75,7 @@ bool valid_member_name(std::string_view s) {
   if (s.empty() || s.size() > kMaxNameLength) return false;
   if (is_digit(s[0])) return false;
   for (char c : s) {
-    if (!is_alpha_(c) && !is_digit(c)) return false;
+    if (!(cls(c) & (kAlpha | kDigit))) return false;
   }
   return true;
 }
@@ -69,7 +89,7 @@ bool valid_object_path(std::string_view s) {
     if (c == '/') {
       if (after_slash) return false;  // empty element
       after_slash = true;
-    } else if (is_alpha_(c) || is_digit(c)) {
+    } else if (cls(c) & (kAlpha | kDigit)) {
       after_slash = false;
     } else {
       return false;
