@@ -16,6 +16,7 @@ namespace {
 constexpr const char* kBusName = "org.freedesktop.DBus";
 constexpr const char* kBusPath = "/org/freedesktop/DBus";
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kIdleBuffer = 4 * 1024;  // what an idle connection keeps for input
 constexpr int kReadsPerWakeup = 16;
 constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
 constexpr int kMaxIov = 64;
@@ -76,14 +77,21 @@ void Peer::on_readable() {
 }
 
 bool Peer::read_once(bool& eof) {
-  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
-  if (in_.size() - in_end_ < kReadChunk / 4) {
+  if (in_start_ == in_end_) {
+    in_start_ = in_end_ = 0;
+    // A burst or a large message grew the buffer; an idle connection gives it back.
+    if (in_.size() > kReadChunk) {
+      std::vector<uint8_t>().swap(in_);
+    }
+  }
+  if (in_.empty()) in_.resize(kIdleBuffer);
+  if (in_.size() - in_end_ < kIdleBuffer / 2) {
     if (in_start_ > 0) {
       std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
       in_end_ -= in_start_;
       in_start_ = 0;
     }
-    if (in_.size() - in_end_ < kReadChunk / 4) in_.resize(std::max(in_.size() * 2, in_end_ + kReadChunk));
+    if (in_.size() - in_end_ < kIdleBuffer / 2) in_.resize(std::max(in_.size() * 2, in_end_ + kIdleBuffer));
   }
   struct iovec iov = {in_.data() + in_end_, in_.size() - in_end_};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
