@@ -55,6 +55,24 @@ function signal(pid, sig) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+function argv(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
+}
+
+// Which of the invocation's processes are an instance of the daemon under
+// test: it is either run directly (argv[0]), through an interpreter (a node
+// or shell script: argv[1]) or as "dbus-daemon" from PATH.
+function daemonPids(mark, sessionLeader, names) {
+  return findMarked(mark, sessionLeader).filter((pid) => {
+    const a = argv(pid);
+    return names.has(a[0]) || names.has(a[1]);
+  });
+}
+
 // SIGTERM everything of the invocation, give it a moment, then SIGKILL what
 // survived; repeat because a dying process may still have forked.
 async function reap(mark, sessionLeader, { graceMs = 2000 } = {}) {
@@ -78,4 +96,4 @@ async function reap(mark, sessionLeader, { graceMs = 2000 } = {}) {
   return killed;
 }
 
-module.exports = { MARK_VAR, findMarked, reap };
+module.exports = { MARK_VAR, findMarked, daemonPids, reap };

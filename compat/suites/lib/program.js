@@ -19,6 +19,7 @@ function describeEnd(inv, opts) {
   if (inv.setupError) return inv.setupError;
   if (inv.timedOut === 'idle') return `hung: no output for ${opts.idleMs / 1000}s`;
   if (inv.timedOut === 'hard') return `timed out after ${opts.hardMs / 1000}s`;
+  if (inv.timedOut === 'daemon-gone') return `hung: no output for ${opts.daemonGoneMs / 1000}s since the daemon exited`;
   if (inv.tap.bailOut) return `Bail out! ${inv.tap.bailOut}`;
   if (inv.signal) return `killed by ${inv.signal}`;
   return `exited with status ${inv.code}`;
@@ -46,7 +47,7 @@ async function runProgram(scratch, daemon, test, opts) {
     outcome.invocations += 1;
     const inv = await invoke(scratch, daemon, test.exe, args, {
       name: test.name, env: { ...test.env, ...(opts.flaky ? { DEB_ALLOW_FLAKY_TESTS: '1' } : {}) },
-      idleMs: opts.idleMs, hardMs: opts.hardMs, sessionBus: test.sessionBus,
+      idleMs: opts.idleMs, hardMs: opts.hardMs, daemonGoneMs: opts.daemonGoneMs, sessionBus: test.sessionBus,
     });
     outcome.logs.push(inv.logs);
     return inv;

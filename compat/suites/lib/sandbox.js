@@ -9,7 +9,7 @@ const os = require('os');
 const crypto = require('crypto');
 const { spawn } = require('child_process');
 const { TapReader } = require('./tap');
-const { MARK_VAR, reap } = require('./procs');
+const { MARK_VAR, daemonPids, reap } = require('./procs');
 
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -78,6 +78,16 @@ function baseEnvironment(scratch, daemon, dirs, mark) {
     G_TEST_DBUS_DAEMON: daemon.path,
     [MARK_VAR]: mark,
   };
+}
+
+function daemonNames(scratch, daemon) {
+  const names = new Set([daemon.path, path.join(scratch.binDir(daemon), 'dbus-daemon'), 'dbus-daemon']);
+  try {
+    names.add(fs.realpathSync(daemon.path));
+  } catch {
+    // checked before the run
+  }
+  return names;
 }
 
 function openLog(file) {
@@ -162,19 +172,42 @@ async function invoke(scratch, daemon, exe, args, opts) {
         idleTimer = setTimeout(() => stop('idle'), opts.idleMs);
       };
       const hardTimer = setTimeout(() => stop('hard'), opts.hardMs);
-      touch();
-      child.stdout.on('data', (d) => { if (!open) return; touch(); tap.feed(d.toString()); fs.writeSync(outFd, d); });
-      child.stderr.on('data', (d) => { if (!open) return; touch(); fs.writeSync(errFd, d); });
-      child.on('error', (e) => {
-        result.setupError = `cannot start ${exe}: ${e.message}`;
+      // The dbus tests wait forever for the address of a daemon that failed
+      // to start. Rather than sit out the idle timeout for each of those,
+      // stop when the program has been silent for a while since the last
+      // instance of the daemon ended and none is running.
+      let lastOutput = Date.now();
+      let daemonsWereRunning = false;
+      let lastDaemonGone = null;
+      const names = daemonNames(scratch, daemon);
+      const watch = opts.daemonGoneMs ? setInterval(() => {
+        if (Date.now() - lastOutput < 1000) return;
+        const running = daemonPids(mark, child.pid, names).length > 0;
+        if (running) {
+          daemonsWereRunning = true;
+          lastDaemonGone = null;
+        } else if (daemonsWereRunning) {
+          daemonsWereRunning = false;
+          lastDaemonGone = Date.now();
+        }
+        if (lastDaemonGone && Date.now() - Math.max(lastDaemonGone, lastOutput) >= opts.daemonGoneMs) stop('daemon-gone');
+      }, 500) : null;
+      const clearTimers = () => {
         clearTimeout(idleTimer);
         clearTimeout(hardTimer);
+        if (watch) clearInterval(watch);
+      };
+      touch();
+      child.stdout.on('data', (d) => { if (!open) return; touch(); lastOutput = Date.now(); tap.feed(d.toString()); fs.writeSync(outFd, d); });
+      child.stderr.on('data', (d) => { if (!open) return; touch(); lastOutput = Date.now(); fs.writeSync(errFd, d); });
+      child.on('error', (e) => {
+        result.setupError = `cannot start ${exe}: ${e.message}`;
+        clearTimers();
         resolve();
       });
       // 'exit', not 'close': a forked daemon may keep our pipes open forever.
       child.on('exit', (code, sig) => {
-        clearTimeout(idleTimer);
-        clearTimeout(hardTimer);
+        clearTimers();
         if (!result.timedOut) {
           result.code = code;
           result.signal = sig;
