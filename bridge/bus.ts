@@ -3,10 +3,14 @@
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import { loadConfig } from './config';
 import type { BusConfig } from './config/types';
+import { Activation } from './activation/manager';
 import { Driver } from './driver/driver';
+import { log } from './log';
 import { native, NativeBus } from './native';
+import { compilePolicy } from './policy';
 
 export interface BusOptions {
   config: BusConfig;
@@ -34,11 +38,28 @@ function machineId(): string {
   return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
 }
 
+/**
+ * A session bus makes $XDG_RUNTIME_DIR/dbus-1/services, where programs drop
+ * transient service files, when the configuration lists it.
+ */
+function createRuntimeServiceDir(config: BusConfig): void {
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  if (config.type !== 'session' || runtime === undefined || runtime === '') return;
+  const dir = path.join(runtime, 'dbus-1', 'services');
+  if (!config.serviceDirs.includes(dir)) return;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    log.warn(`Unable to create ${dir}: ${(e as Error).message}`);
+  }
+}
+
 export function startBus(opts: BusOptions): RunningBus {
   const guid = randomBytes(16).toString('hex');
   let config = opts.config;
-  const activationEnv: Record<string, string> = {};
   let driver: Driver | undefined;
+  let activation: Activation | undefined;
+  const addresses: string[] = [];
   const bus: NativeBus = new native.Bus({
     guid,
     allowAnonymous: config.allowAnonymous,
@@ -46,6 +67,16 @@ export function startBus(opts: BusOptions): RunningBus {
     allowedUids: [],
     limits: config.limits,
     onDriverCall: (call) => driver?.handle(call),
+    onActivate: (name, trigger) => activation?.activationNeeded(name, trigger),
+  });
+  activation = new Activation({
+    native: bus,
+    busType: () => config.type,
+    address: () => addresses[0] ?? '',
+    limits: () => config.limits,
+    serviceHelper: () => config.serviceHelper,
+    systemdActivation: opts.systemdActivation,
+    log,
   });
   driver = new Driver({
     native: bus,
@@ -59,22 +90,29 @@ export function startBus(opts: BusOptions): RunningBus {
       // configuration is kept in that case.
       config = loadConfig(opts.configPath);
       bus.setLimits(config.limits);
+      bus.setPolicy(compilePolicy(config, { warn: log.warn }));
+      activation?.reload(config.serviceDirs);
     },
-    updateActivationEnvironment: (vars) => Object.assign(activationEnv, vars),
+    updateActivationEnvironment: (vars) => activation?.updateEnvironment(vars),
+    activation,
   });
 
-  const addresses: string[] = [];
   try {
+    bus.setPolicy(compilePolicy(config, { warn: log.warn }));
     for (const a of opts.addresses) addresses.push(...bus.listen(a));
   } catch (e) {
     bus.shutdown();
     throw e;
   }
+  createRuntimeServiceDir(config);
+  activation.reload(config.serviceDirs);
   return {
     addresses,
     reload(next: BusConfig) {
       config = next;
       bus.setLimits(config.limits);
+      bus.setPolicy(compilePolicy(config, { warn: log.warn }));
+      activation?.reload(config.serviceDirs);
     },
     stop() {
       bus.shutdown();

@@ -1,6 +1,7 @@
 // The addon's JavaScript surface, typed. The per-message path never comes up
 // here: only calls addressed to org.freedesktop.DBus do.
 import * as path from 'path';
+import type { CompiledPolicy } from './policy';
 
 export interface DriverCall {
   sender: string;  // unique name of the caller
@@ -29,6 +30,17 @@ export interface Credentials {
   pidfd?: number;
 }
 
+/** The first call waiting at an activator (still queued there). */
+export interface ActivationTrigger {
+  sender: string;
+  serial: number;
+  path: string;
+  interface?: string;
+  member: string;
+  pid?: number;
+  uid?: number;
+}
+
 export interface NativeBusOptions {
   guid: string;
   allowAnonymous: boolean;
@@ -37,6 +49,8 @@ export interface NativeBusOptions {
   onDriverCall: (call: DriverCall) => void;
   /** dbus-daemon's <limit> values by their configuration names. */
   limits?: Record<string, number>;
+  /** Calls wait for the activatable `name`: once per start, until the start ends. */
+  onActivate?: (name: string, trigger: ActivationTrigger) => void;
 }
 
 export interface NativeBus {
@@ -57,6 +71,8 @@ export interface NativeBus {
   removeMatch(sender: string, rule: string): string;
   matchRules(sender: string): string[];
   setLimits(limits: Record<string, number>): void;
+  /** Installs a compiled security policy (bridge/policy); takes effect at once for every connection. */
+  setPolicy(policy: CompiledPolicy): void;
   /** NameOwnerChanged for a connection that has just been answered its Hello. */
   announce(name: string): void;
   /** null when the rule parses, else why not. */
@@ -67,6 +83,11 @@ export interface NativeBus {
   disconnect(name: string): void;
   stats(): { connections: number; names: number; matchRules: number; messagesSent: number };
   shutdown(): void;
+  /** Makes `name` activatable: returns the activator's id, or a negative errno. */
+  addActivator(name: string): number;
+  removeActivator(name: string): boolean;
+  /** Answers every call queued for `name` with the error; returns how many, -1 if not activatable. */
+  failActivation(name: string, errorName: string, message: string): number;
 }
 
 interface NativeModule {

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "policy_js.h"
 #include "server.h"
 
 namespace {
@@ -55,7 +56,7 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   get("max_names_per_connection", engine.max_names);
 }
 
-class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
+class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, public bridge::ActivationHandler {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Bus",
@@ -75,10 +76,14 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("announce", &BusWrap::Announce),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
+                           InstanceMethod("setPolicy", &BusWrap::SetPolicy),
                            InstanceMethod("getCredentials", &BusWrap::GetCredentials),
                            InstanceMethod("disconnect", &BusWrap::Disconnect),
                            InstanceMethod("stats", &BusWrap::Stats),
                            InstanceMethod("shutdown", &BusWrap::Shutdown),
+                           InstanceMethod("addActivator", &BusWrap::AddActivator),
+                           InstanceMethod("removeActivator", &BusWrap::RemoveActivator),
+                           InstanceMethod("failActivation", &BusWrap::FailActivation),
                        });
   }
 
@@ -90,6 +95,8 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     config.sasl.guid_hex = opts.Get("guid").As<Napi::String>().Utf8Value();
     config.sasl.allow_anonymous = opts.Get("allowAnonymous").ToBoolean();
     config.sasl.mechanisms = string_array(opts.Get("mechanisms"));
+    // Who may connect is the security policy's decision (Bus::can_connect).
+    config.sasl.authorize_after = true;
     if (opts.Get("allowedUids").IsArray()) {
       auto uids = opts.Get("allowedUids").As<Napi::Array>();
       for (uint32_t i = 0; i < uids.Length(); ++i)
@@ -105,6 +112,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     env_ = env;
     server_ = std::make_unique<Server>(loop, std::move(config), this);
     server_->bus().set_limits(engine_limits);
+    auto on_activate = opts.Get("onActivate");
+    if (on_activate.IsFunction()) {
+      on_activate_ = Napi::Persistent(on_activate.As<Napi::Function>());
+      server_->set_activation_handler(this);
+    }
   }
 
   ~BusWrap() override {
@@ -269,6 +281,12 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     return Napi::String::New(info.Env(), "");
   }
 
+  // The compiled <policy> rules; replaces the running policy at once.
+  Napi::Value SetPolicy(const Napi::CallbackInfo& info) {
+    server(info.Env()).bus().set_policy(bridge::policy_from_js(info[0]));
+    return info.Env().Undefined();
+  }
+
   Napi::Value SetLimits(const Napi::CallbackInfo& info) {
     Server& s = server(info.Env());
     bridge::ServerLimits server_limits;
@@ -355,6 +373,51 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
     return obj;
   }
 
+  // ActivationHandler: the first call waiting for the name is described
+  // (peeked, not taken) so the start can be logged with who caused it.
+  void activation_needed(const std::string& name, const kdbus::Delivery& first) override {
+    Napi::HandleScope scope(env_);
+    auto obj = Napi::Object::New(env_);
+    const kdbus::Message& m = *first.msg;
+    obj.Set("sender", Napi::String::New(env_, kdbus::unique_name(m.src_id)));
+    obj.Set("serial", Napi::Number::New(env_, static_cast<double>(m.cookie)));
+    obj.Set("path", Napi::String::New(env_, std::string(m.view.path)));
+    if (!m.view.interface.empty()) obj.Set("interface", Napi::String::New(env_, std::string(m.view.interface)));
+    obj.Set("member", Napi::String::New(env_, std::string(m.view.member)));
+    kdbus::ConnInfo ci;
+    if (server_->bus().conn_info(m.src_id, {}, ci) == 0 && ci.metadata && ci.metadata->has_creds) {
+      obj.Set("pid", Napi::Number::New(env_, ci.metadata->pid));
+      obj.Set("uid", Napi::Number::New(env_, ci.metadata->uid));
+    }
+    try {
+      on_activate_.Call({Napi::String::New(env_, name), obj});
+    } catch (const Napi::Error& e) {
+      fprintf(stderr, "kdbus-bridge: activation of %s failed: %s\n", name.c_str(), e.what());
+    }
+  }
+
+  // Returns the activator's id, or a negative errno.
+  Napi::Value AddActivator(const Napi::CallbackInfo& info) {
+    ConnId id = 0;
+    int rc = server(info.Env()).add_activator(info[0].As<Napi::String>().Utf8Value(), id);
+    return Napi::Number::New(info.Env(), rc == 0 ? static_cast<double>(id) : -rc);
+  }
+
+  Napi::Value RemoveActivator(const Napi::CallbackInfo& info) {
+    int rc = server(info.Env()).remove_activator(info[0].As<Napi::String>().Utf8Value());
+    return Napi::Boolean::New(info.Env(), rc == 0);
+  }
+
+  // Returns how many waiting calls were answered with the error, or -1 when
+  // the name has no activator.
+  Napi::Value FailActivation(const Napi::CallbackInfo& info) {
+    size_t answered = 0;
+    int rc = server(info.Env()).fail_activation(info[0].As<Napi::String>().Utf8Value(),
+                                                info[1].As<Napi::String>().Utf8Value(),
+                                                info[2].As<Napi::String>().Utf8Value(), answered);
+    return Napi::Number::New(info.Env(), rc == 0 ? static_cast<double>(answered) : -1);
+  }
+
   Napi::Value Shutdown(const Napi::CallbackInfo& info) {
     if (server_) {
       server_->shutdown();
@@ -365,6 +428,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler {
 
   Napi::Env env_ = nullptr;
   Napi::FunctionReference on_driver_call_;
+  Napi::FunctionReference on_activate_;
   std::unique_ptr<Server> server_;
   uint64_t match_cookie_ = 0;
 };

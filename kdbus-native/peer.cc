@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "server.h"
@@ -20,6 +21,21 @@ constexpr size_t kIdleBuffer = 4 * 1024;  // what an idle connection keeps for i
 constexpr int kReadsPerWakeup = 16;
 constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
 constexpr int kMaxIov = 64;
+
+// What the security policy looks at in a message, straight from its header.
+kdbus::PolicyMessage policy_message(const wire::Header& h) {
+  kdbus::PolicyMessage m;
+  m.type = static_cast<uint8_t>(h.type);
+  m.path = h.path;
+  m.interface = h.interface;
+  m.member = h.member;
+  m.error_name = h.error_name;
+  m.destination = h.destination;
+  m.is_reply = h.has_reply_serial;
+  m.broadcast = h.type == wire::MsgType::Signal && !h.has_destination;
+  m.n_fds = h.unix_fds;
+  return m;
+}
 
 }  // namespace
 
@@ -155,6 +171,10 @@ void Peer::process_input() {
         close("connection limit reached");
         return;
       }
+      if (!server_.bus().can_connect(metadata_)) {
+        close("the security policy does not allow this user to connect");
+        return;
+      }
       if (!in_fds_.empty()) {
         close("file descriptors sent during authentication");
         return;
@@ -228,9 +248,18 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
   const bool to_driver = h.has_destination && h.destination == kBusName;
   const bool registering = state_ == State::AwaitHello;
   if (registering) {
-    if (!to_driver || h.type != wire::MsgType::MethodCall || h.member != "Hello" ||
-        (h.has_interface && h.interface != kBusName)) {
+    if (!to_driver) {
       close("client tried to send a message other than Hello without being registered");
+      return;
+    }
+    if (h.type != wire::MsgType::MethodCall || h.member != "Hello" || (h.has_interface && h.interface != kBusName)) {
+      // As dbus-daemon: the driver refuses, the connection stays.
+      if (h.type == wire::MsgType::MethodCall && !(h.flags & wire::kNoReplyExpected)) {
+        wire::Writer w(wire::MsgType::Error, server_.next_serial(), wire::kNoReplyExpected);
+        w.error_name("org.freedesktop.DBus.Error.AccessDenied").reply_serial(h.serial).sender(kBusName);
+        w.add_string("Client tried to send a message other than Hello without being registered");
+        push_bytes(w.finish());
+      }
       return;
     }
     kdbus::HelloParams hp;
@@ -253,6 +282,10 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
       auto msg = prepare(h, data, len);
       msg->dst_id = kdbus::kIdBus;
       server_.bus().observe(id_, std::move(msg));
+    }
+    if (!registering && server_.bus().check_send_to_bus(id_, policy_message(h)) == EACCES) {
+      send_failed(EACCES, h);
+      return;
     }
     DriverCall call;
     call.sender = id_;
@@ -297,8 +330,12 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::
     msg->dst_id = kdbus::kDstName;
     msg->dst_name = std::string(h.destination);
   }
-  int rc = server_.bus().send(id_, std::move(msg));
-  if (rc != 0) send_failed(rc, h);
+  int rc = server_.bus().send(id_, msg);
+  if (rc != 0) {
+    // Monitors see a call the bus refused, then the bus's error.
+    if (server_.bus().has_monitors()) server_.bus().observe(id_, std::move(msg));
+    send_failed(rc, h);
+  }
 }
 
 void Peer::send_failed(int err, const wire::Header& h) {
@@ -309,6 +346,12 @@ void Peer::send_failed(int err, const wire::Header& h) {
     case ENXIO:
     case ESRCH:
     case EADDRNOTAVAIL:
+      // Without auto-start nothing is looked up in the service files.
+      if (h.flags & wire::kNoAutoStart) {
+        server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.NameHasNoOwner",
+                           "Name \"" + dest + "\" does not exist");
+        break;
+      }
       server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.ServiceUnknown",
                          "The name " + dest + " was not provided by any .service files");
       break;
@@ -328,6 +371,10 @@ void Peer::send_failed(int err, const wire::Header& h) {
     case EPERM:
       server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
                          "The message was rejected by the bus");
+      break;
+    case EACCES:
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
+                         server_.bus().denial_text(id_, policy_message(h)));
       break;
     default:
       server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.Failed",
@@ -384,8 +431,10 @@ void Peer::to_wire(const kdbus::Delivery& d) {
   const bool well_known = n.kind == NotifyKind::NameAdd || n.kind == NotifyKind::NameRemove ||
                           n.kind == NotifyKind::NameChange;
   if (d.roles & kdbus::kRoleEavesdrop) {
-    // A monitor sees each of those as its recipients get them.
-    if (well_known && n.old_id != 0) push_bytes(driver_signal("NameLost", n.old_owner, {n.name}));
+    // A monitor sees each of those as its recipients get them; a departing
+    // connection is told it lost its unique name, a new one learns of its
+    // unique name from the driver's answer to Hello.
+    if (n.old_id != 0 && n.kind != NotifyKind::IdAdd) push_bytes(driver_signal("NameLost", n.old_owner, {n.name}));
     push_bytes(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}));
     if (well_known && n.new_id != 0) push_bytes(driver_signal("NameAcquired", n.new_owner, {n.name}));
     return;
@@ -460,7 +509,7 @@ void Peer::write_out() {
 
 void Peer::close(const std::string& why) {
   if (closed_) return;
-  (void)why;
+  if (server_.debug()) std::fprintf(stderr, "kdbus-bridge: disconnecting %s: %s\n", name_.empty() ? "(unregistered)" : name_.c_str(), why.c_str());
   closed_ = true;
   close_poll(std::move(poll_));
   out_.clear();

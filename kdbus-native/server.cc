@@ -85,7 +85,7 @@ uint32_t Server::next_serial() {
   return serial_;
 }
 
-int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdSet> fds) {
+int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdSet> fds, kdbus::ConnId as) {
   Batch batch(*this);
   if (bytes.size() < wire::kFixedHeaderSize) return EINVAL;
   // The serial of everything the bus sends comes from one counter.
@@ -107,7 +107,7 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
     msg->dst_id = kdbus::kDstName;
     msg->dst_name = std::string(h.destination);
   }
-  return bus_.send(kdbus::kIdBus, std::move(msg));
+  return bus_.send(as, std::move(msg));
 }
 
 void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus::Message& msg) {
@@ -116,6 +116,7 @@ void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus:
   msg.view.interface = h.interface;
   msg.view.member = h.member;
   msg.view.destination = h.destination;
+  msg.view.error_name = h.error_name;
   msg.cookie = h.serial;
   if (h.has_reply_serial) msg.cookie_reply = h.reply_serial;
   switch (h.type) {
@@ -227,7 +228,59 @@ void Server::arm_reply_timer() {
   }, delay_ms, 0);
 }
 
-void Server::queue_ready(kdbus::ConnId, void* owner) { mark_dirty(static_cast<Peer*>(owner)); }
+void Server::queue_ready(kdbus::ConnId id, void* owner) {
+  // Activators are owned by the server itself; everything else by a peer.
+  if (owner == this) {
+    activations_due_.push_back(id);
+    return;
+  }
+  mark_dirty(static_cast<Peer*>(owner));
+}
+
+int Server::add_activator(const std::string& name, kdbus::ConnId& out) {
+  if (activators_.count(name)) return EEXIST;
+  kdbus::HelloParams hp;
+  hp.flags = kdbus::kHelloActivator | kdbus::kHelloAcceptFd;
+  hp.metadata = bus_.creator();
+  hp.description = "activator " + name;
+  hp.activator_name = name;
+  hp.owner = this;
+  Batch batch(*this);
+  if (int rc = bus_.hello(std::move(hp), out)) return rc;
+  activators_.emplace(name, out);
+  activator_names_.emplace(out, name);
+  return 0;
+}
+
+int Server::remove_activator(const std::string& name) {
+  auto it = activators_.find(name);
+  if (it == activators_.end()) return ESRCH;
+  Batch batch(*this);
+  kdbus::ConnId id = it->second;
+  activators_.erase(it);
+  activator_names_.erase(id);
+  return bus_.disconnect(id);
+}
+
+int Server::fail_activation(const std::string& name, std::string_view error, std::string_view text, size_t& answered) {
+  answered = 0;
+  auto it = activators_.find(name);
+  if (it == activators_.end()) return ESRCH;
+  const kdbus::ConnId act = it->second;
+  Batch batch(*this);
+  kdbus::Delivery d;
+  while (bus_.recv(act, 0, 0, d) == 0) {
+    const kdbus::Message& m = *d.msg;
+    if (!(d.roles & kdbus::kRoleAddressed) || !(m.flags & kdbus::kMsgExpectReply)) continue;
+    wire::Writer w(wire::MsgType::Error, 1, wire::kNoReplyExpected);
+    w.error_name(error).reply_serial(static_cast<uint32_t>(m.cookie)).sender(kBusName);
+    w.destination(kdbus::unique_name(m.src_id));
+    w.add_string(text);
+    // Sent through the activator, so the caller's reply wait is settled.
+    if (send_from_bus(w.finish(), nullptr, act) == 0) ++answered;
+  }
+  return 0;
+}
 
 void Server::mark_dirty(Peer* p) {
   if (p->dirty || p->closed()) return;
@@ -246,12 +299,23 @@ void Server::peer_closed(Peer* p) {
 
 void Server::flush() {
   ++batch_depth_;  // output written now may close peers and queue more
-  while (!dirty_.empty()) {
+  while (!dirty_.empty() || !activations_due_.empty()) {
     std::vector<Peer*> batch;
     batch.swap(dirty_);
     for (Peer* p : batch) {
       p->dirty = false;
       if (!p->closed()) p->pull_and_write();
+    }
+    std::vector<kdbus::ConnId> due;
+    due.swap(activations_due_);
+    for (kdbus::ConnId id : due) {
+      auto it = activator_names_.find(id);
+      kdbus::Delivery first;
+      // A name taken within the same batch has already drawn its calls away.
+      if (it == activator_names_.end() || activation_ == nullptr) continue;
+      if (bus_.recv(id, kdbus::kRecvPeek, 0, first) != 0) continue;
+      const std::string name = it->second;  // the handler may remove the activator
+      activation_->activation_needed(name, first);
     }
   }
   --batch_depth_;

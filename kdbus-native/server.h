@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +45,15 @@ class DriverHandler {
   virtual void driver_call(const DriverCall& call) = 0;
 };
 
+// Told, once the batch in which it happened is over, that calls wait at an
+// activator whose name nobody owns yet: the service needs starting. `first`
+// is the call at the head of the activator's queue, still queued.
+class ActivationHandler {
+ public:
+  virtual ~ActivationHandler() = default;
+  virtual void activation_needed(const std::string& name, const kdbus::Delivery& first) = 0;
+};
+
 // dbus-daemon's <limit>s that the server itself enforces (the engine's own
 // are in kdbus::BusLimits). 0 = no limit.
 struct ServerLimits {
@@ -77,8 +87,10 @@ class Server : public kdbus::QueueListener {
   uint64_t reply_deadline() const;
 
   // Sends a message from the bus itself (driver replies and signals): its
-  // serial is assigned here. Returns 0 or the engine's errno.
-  int send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdSet> fds = nullptr);
+  // serial is assigned here. Returns 0 or the engine's errno. `as` is the
+  // engine connection that carries it (an activator answering its queue).
+  int send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdSet> fds = nullptr,
+                    kdbus::ConnId as = kdbus::kIdBus);
   // Sends an error from the bus to `dest` answering its call `reply_serial`.
   void send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_view name, std::string_view text);
 
@@ -91,6 +103,18 @@ class Server : public kdbus::QueueListener {
   void shutdown();
 
   uint32_t next_serial();
+  // KDBUS_BRIDGE_DEBUG in the environment: say why clients are disconnected.
+  bool debug() const { return debug_; }
+
+  // Activatable names: each is held by an activator connection the server
+  // owns, at which calls to the name queue until a real owner takes it.
+  void set_activation_handler(ActivationHandler* handler) { activation_ = handler; }
+  int add_activator(const std::string& name, kdbus::ConnId& out);
+  // Drops the activator; calls still queued at it get NoReply.
+  int remove_activator(const std::string& name);
+  // Answers every call queued at the activator (in order) with an error and
+  // empties its queue; `answered` counts the errors sent.
+  int fail_activation(const std::string& name, std::string_view error, std::string_view text, size_t& answered);
 
   // While a Batch is alive, output is queued; when the outermost one ends,
   // every peer with new deliveries writes, and closed peers are released.
@@ -132,12 +156,17 @@ class Server : public kdbus::QueueListener {
   std::unordered_map<kdbus::ConnId, Peer*> by_id_;
   std::vector<Peer*> dirty_;
   std::vector<std::unique_ptr<Peer>> dying_;
+  bool debug_ = std::getenv("KDBUS_BRIDGE_DEBUG") != nullptr;
   int batch_depth_ = 0;
   uint32_t serial_ = 0;
   size_t incomplete_ = 0;
   size_t completed_ = 0;
   std::unordered_map<uid_t, size_t> per_user_;
   std::unique_ptr<uv_timer_t> reply_timer_;
+  ActivationHandler* activation_ = nullptr;
+  std::unordered_map<std::string, kdbus::ConnId> activators_;
+  std::unordered_map<kdbus::ConnId, std::string> activator_names_;
+  std::vector<kdbus::ConnId> activations_due_;
   uint64_t reply_timer_due_ = 0;
 };
 

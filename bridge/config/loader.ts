@@ -13,6 +13,7 @@ import { parseXml, textContent, XmlElement, XmlSyntaxError } from './xml';
 import { checkLimit, defaultLimits } from './limits';
 import { parseCLong } from './numbers';
 import { standardSessionServiceDirs, standardSystemServiceDirs } from './servicedirs';
+import { ruleProblem } from '../policy/validate';
 import type { ApparmorMode, BusConfig, Policy, PolicyRule, PolicyScope, SourceLocation } from './types';
 
 export class ConfigError extends Error {
@@ -396,8 +397,11 @@ function rule(file: string, el: XmlElement): PolicyRule {
       `On element <${el.name}>, if you specify a member you must specify an interface or a path. Keep in mind that not all messages have an interface field.`,
     );
   }
+  const parsed: PolicyRule = { kind: el.name as 'allow' | 'deny', attributes: attrs, location: locate(file, el) };
+  const problem = ruleProblem(parsed);
+  if (problem !== undefined) fail(file, el, problem);
   checkEmpty(file, el);
-  return { kind: el.name as 'allow' | 'deny', attributes: attrs, location: locate(file, el) };
+  return parsed;
 }
 
 function selinux(state: LoadState, file: string, el: XmlElement): void {

@@ -15,10 +15,24 @@ export interface DriverContext {
   features(): string[];
   reloadConfig(): void;
   updateActivationEnvironment(vars: Record<string, string>): void;
+  activation?: DriverActivation;
 }
+
+/** What the driver asks of service activation. */
+export interface DriverActivation {
+  names(): string[];
+  /** False when `name` is not activatable; else `done` learns how the start ended. */
+  start(name: string, done: (error?: { name: string; message: string }) => void): boolean;
+  nameAcquired(name: string): void;
+  systemdFailure(unit: string, errorName: string, message: string): void;
+}
+
+const SYSTEMD_NAME = 'org.freedesktop.systemd1';
+const SYSTEMD_ACTIVATOR = 'org.freedesktop.systemd1.Activator';
 
 const ERR = 'org.freedesktop.DBus.Error.';
 const E2BIG = 7;
+const EACCES = 13;
 
 class DBusError extends Error {
   constructor(readonly errorName: string, message: string) {
@@ -37,11 +51,11 @@ export class Driver {
       ['org.freedesktop.DBus.Hello', (c) => this.hello(c)],
       ['org.freedesktop.DBus.RequestName', (c, a) => this.requestName(c, a[0] as string, a[1] as number)],
       ['org.freedesktop.DBus.ReleaseName', (c, a) => this.releaseName(c, a[0] as string)],
-      ['org.freedesktop.DBus.StartServiceByName', (_c, a) => this.startServiceByName(a[0] as string)],
+      ['org.freedesktop.DBus.StartServiceByName', (c, a) => this.startServiceByName(c, a[0] as string)],
       ['org.freedesktop.DBus.UpdateActivationEnvironment', (_c, a) => this.updateActivationEnvironment(a[0] as [string, string][])],
       ['org.freedesktop.DBus.NameHasOwner', (_c, a) => ({ signature: 'b', body: [this.owner(a[0] as string) !== null] })],
       ['org.freedesktop.DBus.ListNames', () => ({ signature: 'as', body: [[BUS_NAME, ...this.ctx.native.listNames()]] })],
-      ['org.freedesktop.DBus.ListActivatableNames', () => ({ signature: 'as', body: [[BUS_NAME]] })],
+      ['org.freedesktop.DBus.ListActivatableNames', () => ({ signature: 'as', body: [[BUS_NAME, ...(this.ctx.activation?.names() ?? [])]] })],
       ['org.freedesktop.DBus.AddMatch', (c, a) => this.addMatch(c, a[0] as string)],
       ['org.freedesktop.DBus.RemoveMatch', (c, a) => this.removeMatch(c, a[0] as string)],
       ['org.freedesktop.DBus.GetNameOwner', (_c, a) => this.getNameOwner(a[0] as string)],
@@ -67,7 +81,12 @@ export class Driver {
   }
 
   handle(call: DriverCall): void {
-    if (call.type !== MessageType.MethodCall) return;  // signals and stray replies to the bus are dropped
+    if (call.type !== MessageType.MethodCall) {
+      // Signals and stray replies to the bus are dropped, but for systemd's
+      // report that a unit it was asked to start failed.
+      if (call.type === MessageType.Signal) this.signal(call);
+      return;
+    }
     try {
       if (call.registering) {
         this.hello(call);
@@ -96,6 +115,14 @@ export class Driver {
       if (e instanceof DBusError) this.error(call, e.errorName, e.message);
       else this.error(call, `${ERR}Failed`, String(e instanceof Error ? e.message : e));
     }
+  }
+
+  private signal(call: DriverCall): void {
+    if (call.interface !== SYSTEMD_ACTIVATOR || call.member !== 'ActivationFailure' || call.signature !== 'sss') return;
+    // Only systemd itself may say so.
+    if (this.ctx.native.getNameOwner(SYSTEMD_NAME) !== call.sender) return;
+    const [unit, errorName, message] = decodeBody(call.signature, call.body, call.bigEndian) as string[];
+    this.ctx.activation?.systemdFailure(unit, errorName, message);
   }
 
   // As dbus-daemon: the first interface (in table order) that answers at this
@@ -183,7 +210,14 @@ export class Driver {
         `Connection "${call.sender}" is not allowed to own more services (increase limits in configuration file if required)`,
       );
     }
+    if (rc === -EACCES) {
+      throw new DBusError(
+        `${ERR}AccessDenied`,
+        `Connection "${call.sender}" is not allowed to own the service "${name}" due to security policies in the configuration file`,
+      );
+    }
     if (rc < 0) throw new DBusError(`${ERR}Failed`, `Could not acquire name "${name}" (errno ${-rc})`);
+    if (rc === 1) this.ctx.activation?.nameAcquired(name);  // DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER
     return { signature: 'u', body: [rc] };
   }
 
@@ -200,9 +234,14 @@ export class Driver {
     return { signature: 'u', body: [rc] };
   }
 
-  private startServiceByName(name: string) {
+  private startServiceByName(call: DriverCall, name: string): null | { signature: string; body: unknown[] } {
     if (this.owner(name) !== null) return { signature: 'u', body: [2] };  // DBUS_START_REPLY_ALREADY_RUNNING
-    throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
+    const started = this.ctx.activation?.start(name, (error) => {
+      if (error) this.error(call, error.name, error.message);
+      else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
+    });
+    if (!started) throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
+    return null;
   }
 
   private updateActivationEnvironment(pairs: [string, string][]) {

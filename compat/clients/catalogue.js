@@ -21,6 +21,21 @@ const CLIENTS = [
     scenarios: ['hello-unix', 'hello-tcp', 'call', 'properties', 'noreply'] },
   { name: 'qdbus', implementation: 'QtDBus', command: ['bash', 'qdbus.sh'], requires: ['qdbus'],
     scenarios: ['hello-unix', 'hello-tcp', 'call', 'properties', 'noreply'] },
+  { name: 'godbus', implementation: 'godbus', command: ['{build}/godbus-driver'], requires: ['go'],
+    build: 'GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE="$COMPAT_CACHE/go" go build -o "$COMPAT_BUILD/godbus-driver" ./godbus',
+    scenarios: ALL },
+  { name: 'C libdbus', implementation: 'libdbus', command: ['{build}/c-libdbus'], requires: ['cc', 'pkg-config'],
+    build: 'cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$COMPAT_BUILD/c-libdbus" c/libdbus.c $(pkg-config --cflags --libs dbus-1 libcrypto)',
+    scenarios: ALL },
+  { name: 'C sd-bus', implementation: 'sd-bus', command: ['{build}/c-sd-bus'], requires: ['cc', 'pkg-config'],
+    build: 'cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$COMPAT_BUILD/c-sd-bus" c/sd-bus.c $(pkg-config --cflags --libs libsystemd libcrypto)',
+    scenarios: ALL },
+  // zbus 1.x (Debian 12) has no tcp transport.
+  { name: 'zbus', implementation: 'zbus', command: ['{build}/zbus-driver'], requires: ['cargo', 'sha256sum'],
+    build: 'sh zbus/build.sh', scenarios: ALL.filter((s) => s !== 'hello-tcp') },
+  // Net::DBus builds a 32 MiB byte array value by value in Perl: "large" is left out.
+  { name: 'Net::DBus', implementation: 'libdbus', command: ['perl', 'net-dbus.pl'], requires: ['perl'],
+    scenarios: ALL.filter((s) => s !== 'large') },
 ];
 
 // Debian packages the clients (and the reference buses) need.

@@ -72,7 +72,7 @@ Metadata own_metadata() {
 
 }  // namespace
 
-struct Bus::State final : OwnershipOracle {
+struct Bus::State final : OwnershipOracle, NameQueueOracle {
   QueueListener* listener = nullptr;
   Metadata creator;
   BusLimits limits;
@@ -87,6 +87,46 @@ struct Bus::State final : OwnershipOracle {
   size_t monitors = 0;
   size_t match_rules = 0;
   uint64_t messages_sent = 0;
+  std::shared_ptr<const PolicyConfig> policy;
+  PolicyDenial denial;
+
+  bool in_queue(ConnId id, std::string_view name) const override { return names.has_joined(id, name); }
+
+  bool in_queue_below(ConnId id, std::string_view prefix) const override {
+    const auto& all = names.entries();
+    for (auto it = all.lower_bound(prefix); it != all.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (!name_has_prefix(it->first, prefix)) continue;
+      for (const NameOwner& o : it->second.owners) {
+        if (o.id == id) return true;
+      }
+    }
+    return false;
+  }
+
+  int deny(bool receive, const Verdict& v, bool requested_reply, ConnId recipient) {
+    denial = PolicyDenial{receive, v.matched_rules, requested_reply, recipient};
+    return EACCES;
+  }
+
+  // dbus-daemon's per-recipient check: the sender's send rules towards this
+  // receiver, then the receiver's receive rules. An activator stands for a
+  // service not started yet: destination rules see the name it was called
+  // by, and nobody's receive rules apply yet.
+  int check_delivery(ConnId sender, const PolicyMessage& pm, const Connection& dst, bool requested_reply,
+                     bool eavesdropping) {
+    const bool activation = dst.is_activator();
+    const ConnId receiver = activation ? kIdBus : dst.id();
+    if (sender != kIdBus) {
+      const Connection* src = find(sender);
+      if (src != nullptr && !src->is_activator()) {
+        Verdict v = src->policy().can_send(pm, requested_reply, receiver, *this);
+        if (!v.allowed) return deny(false, v, requested_reply, receiver);
+      }
+    }
+    if (activation) return 0;
+    Verdict v = dst.policy().can_receive(pm, requested_reply, eavesdropping, sender, *this);
+    return v.allowed ? 0 : deny(true, v, requested_reply, receiver);
+  }
 
   bool is_primary_owner(ConnId id, std::string_view name) const override {
     if (!name.empty() && name[0] == ':') {
@@ -147,7 +187,9 @@ struct Bus::State final : OwnershipOracle {
         if (monitor_wants(c, *m, kIdBus, 0)) roles = kRoleEavesdrop;
       } else if (c.is_ordinary()) {
         if (id == old_owner) roles |= kRoleOldOwner;
-        if (any_rule_matches(c, *m, ctx, false)) roles |= kRoleMatched;
+        if (any_rule_matches(c, *m, ctx, false) &&
+            (!policy || c.policy().can_receive(policy_view(*m), false, false, kIdBus, *this).allowed))
+          roles |= kRoleMatched;
         if (id == new_owner) roles |= kRoleNewOwner;
       }
       if (roles != 0) enqueue(c, m, roles);
@@ -236,6 +278,7 @@ struct Bus::State final : OwnershipOracle {
 
   void deliver_broadcast(const std::shared_ptr<const Message>& m) {
     MatchContext ctx{this, m->src_id, 0, false};
+    const PolicyMessage pm = policy_view(*m);
     for (auto& [id, conn] : conns) {
       Connection& c = *conn;
       uint32_t roles = 0;
@@ -243,6 +286,7 @@ struct Bus::State final : OwnershipOracle {
         if (monitor_wants(c, *m, m->src_id, 0)) roles = kRoleEavesdrop;
       } else if (c.is_ordinary() && !c.matches().empty()) {
         if (any_rule_matches(c, *m, ctx, false)) roles = kRoleMatched;
+        if (roles != 0 && policy && check_delivery(m->src_id, pm, c, false, false) != 0) roles = 0;
       }
       if (roles != 0 && can_take_copy(c, *m)) enqueue(c, m, roles);
     }
@@ -259,7 +303,8 @@ struct Bus::State final : OwnershipOracle {
       if (c.is_monitor()) {
         wants = monitor_wants(c, *m, m->src_id, dst.id());
       } else if (c.is_ordinary() && c.eavesdrop_rules() != 0) {
-        wants = any_rule_matches(c, *m, ctx, true);
+        wants = any_rule_matches(c, *m, ctx, true) &&
+                (!policy || check_delivery(m->src_id, policy_view(*m), c, false, true) == 0);
       }
       if (wants && can_take_copy(c, *m)) enqueue(c, m, kRoleEavesdrop);
     }
@@ -294,6 +339,7 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   std::string act_name = params.activator_name;
   const bool announce_now = !params.defer_announce;
   auto conn = std::make_unique<Connection>(id, std::move(params));
+  conn->policy() = make_client_policy(s_->policy, conn->metadata());
   const bool ordinary = conn->is_ordinary();
   if (conn->is_monitor()) ++s_->monitors;
   s_->conns.emplace(id, std::move(conn));
@@ -347,7 +393,9 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   if (sender != kIdBus) {
     Connection* src = s_->find(sender);
     if (src == nullptr) return ENXIO;
-    if (!src->is_ordinary()) return EPERM;
+    // An activator speaks only to answer what queued at it (a failed start).
+    const bool reply_only = msg->cookie_reply != 0 && !(msg->flags & kMsgExpectReply);
+    if (!src->is_ordinary() && !(src->is_activator() && reply_only)) return EPERM;
   }
   if (msg->dst_id == kDstBroadcast) {
     if (!(msg->flags & kMsgSignal) || (msg->flags & kMsgExpectReply)) return ENOTUNIQ;
@@ -363,6 +411,10 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   const bool is_reply = msg->cookie_reply != 0 && !(msg->flags & kMsgExpectReply);
   const bool checked = sender != kIdBus;
   if (is_reply && checked && !s_->replies.has(dst->id(), sender, msg->cookie_reply)) return EPERM;
+  // Past that check every reply is a requested one (the bus's own included).
+  if (s_->policy) {
+    if (int err = s_->check_delivery(sender, policy_view(*msg), *dst, is_reply, false)) return err;
+  }
   if (!dst->queue().fits(msg->payload ? msg->payload->size() : 0, s_->queue_limits())) return ENOBUFS;
   if ((msg->flags & kMsgExpectReply) && checked) {
     if (int err = s_->replies.add(sender, dst->id(), msg->cookie, msg->timeout_ns, s_->limits.max_pending_replies)) {
@@ -418,6 +470,7 @@ int Bus::name_acquire(ConnId id, std::string_view name, uint64_t flags, uint64_t
   Connection* c = s_->find(id);
   if (c == nullptr) return ENXIO;
   if (!c->is_ordinary()) return EPERM;
+  if (!c->policy().can_own(name)) return EACCES;
   // As dbus-daemon counts: the unique name is one of the names a connection has.
   if (s_->limits.max_names != 0 && !s_->names.has_joined(id, name) &&
       s_->names.joined_count(id) + 1 >= s_->limits.max_names) {
@@ -555,6 +608,45 @@ BusStats Bus::stats() const {
   st.match_rules = s_->match_rules;
   st.messages_sent = s_->messages_sent;
   return st;
+}
+
+void Bus::set_policy(std::shared_ptr<const PolicyConfig> policy) {
+  s_->policy = std::move(policy);
+  for (auto& [id, conn] : s_->conns) conn->policy() = make_client_policy(s_->policy, conn->metadata());
+}
+
+bool Bus::can_connect(const Metadata& md) const {
+  if (!md.has_creds) return true;
+  // Without a policy, dbus-daemon's default: the bus's own user (and root).
+  if (!s_->policy) return md.uid == geteuid() || md.uid == 0;
+  return kdbus::can_connect(*s_->policy, md.uid, md.has_groups ? md.groups : std::vector<gid_t>{md.gid}, geteuid());
+}
+
+int Bus::check_send_to_bus(ConnId sender, const PolicyMessage& m) {
+  const Connection* c = s_->find(sender);
+  if (c == nullptr) return ENXIO;
+  if (!s_->policy) return 0;
+  Verdict v = c->policy().can_send(m, false, kIdBus, *s_);
+  return v.allowed ? 0 : s_->deny(false, v, false, kIdBus);
+}
+
+const PolicyDenial& Bus::last_denial() const { return s_->denial; }
+
+std::string Bus::denial_text(ConnId sender, const PolicyMessage& m) const {
+  static constexpr const char* kTypes[] = {"invalid", "method_call", "method_return", "error", "signal"};
+  auto field = [](std::string_view v) { return v.empty() ? std::string("(unset)") : std::string(v); };
+  const PolicyDenial& d = s_->denial;
+  const Connection* src = s_->find(sender);
+  const Connection* dst = d.recipient == kIdBus ? nullptr : s_->find(d.recipient);
+  std::string text = d.receive ? "Rejected receive message" : "Rejected send message";
+  text += ", " + std::to_string(d.matched_rules) + " matched rules; type=\"" + kTypes[m.type < 5 ? m.type : 0] + "\"";
+  text += ", sender=\"" + (src ? unique_name(sender) : std::string("(unset)")) + "\" (" +
+          (src ? loginfo(src->metadata()) : std::string("(bus)")) + ")";
+  text += " interface=\"" + field(m.interface) + "\" member=\"" + field(m.member) + "\" error name=\"" +
+          field(m.error_name) + "\" requested_reply=\"" + (d.requested_reply ? "1" : "0") + "\"";
+  text += " destination=\"" + (m.destination.empty() ? std::string("org.freedesktop.DBus") : std::string(m.destination)) +
+          "\" (" + (dst ? loginfo(dst->metadata()) : std::string("bus")) + ")";
+  return text;
 }
 
 void Bus::set_limits(const BusLimits& limits) { s_->limits = limits; }

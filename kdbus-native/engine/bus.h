@@ -15,6 +15,7 @@
 #include "match.h"
 #include "message.h"
 #include "metadata.h"
+#include "policy.h"
 
 namespace kdbus {
 
@@ -93,6 +94,15 @@ struct BusLimits {
   size_t max_names = 0;              // names per connection, its unique name included (E2BIG)
 };
 
+// Why the last EACCES from send() / check_send_to_bus() was returned, for
+// dbus-daemon's rejection text.
+struct PolicyDenial {
+  bool receive = false;  // the receiver's rules refused it, not the sender's
+  int matched_rules = 0;
+  bool requested_reply = false;
+  ConnId recipient = kIdBus;  // kIdBus: the bus itself, or a service not started yet
+};
+
 struct BusStats {
   uint64_t connections = 0, names = 0, match_rules = 0, messages_sent = 0;
 };
@@ -129,7 +139,8 @@ class Bus {
   // wait. EXPECT_REPLY registers a wait (EMLINK over the per-connection limit).
   // Unicast is delivered regardless of match rules; eavesdroppers and
   // monitors get copies. ECOMM when fds go to a connection without
-  // kHelloAcceptFd.
+  // kHelloAcceptFd. An activator may only send replies, to the calls that
+  // queued at it (how a failed activation is answered).
   int send(ConnId sender, std::shared_ptr<Message> msg);
 
   // A message the bus consumes itself (a call to the driver): it gets its
@@ -192,6 +203,22 @@ class Bus {
   int match_rules(ConnId id, std::vector<const MatchRule*>& out) const;
 
   BusStats stats() const;
+
+  // Security policy (policy.h). Until one is installed everything is
+  // allowed. Installing one recomputes every connection's rule list, so a
+  // reload takes effect at once for everyone. NAME_ACQUIRE answers EACCES
+  // when the policy forbids owning the name; SEND answers EACCES when the
+  // sender may not send or the addressee may not receive a unicast message,
+  // and leaves out broadcast and eavesdropping receivers that may not have it.
+  void set_policy(std::shared_ptr<const PolicyConfig> policy);
+  // May a client with these credentials connect at all?
+  bool can_connect(const Metadata& md) const;
+  // The sender's send rules for a message addressed to the bus itself.
+  int check_send_to_bus(ConnId sender, const PolicyMessage& m);
+  const PolicyDenial& last_denial() const;
+  // dbus-daemon's "Rejected send message, ..." text for the last denial of
+  // a message from `sender`.
+  std::string denial_text(ConnId sender, const PolicyMessage& m) const;
 
   void set_limits(const BusLimits& limits);
   const BusLimits& limits() const;

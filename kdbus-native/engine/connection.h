@@ -11,6 +11,7 @@
 #include "match.h"
 #include "message.h"
 #include "metadata.h"
+#include "policy.h"
 #include "queue.h"
 
 namespace kdbus {
@@ -40,6 +41,10 @@ class Connection {
   bool is_ordinary() const { return !(flags_ & (kHelloMonitor | kHelloActivator | kHelloPolicyHolder)); }
   bool accepts_fds() const { return flags_ & kHelloAcceptFd; }
 
+  // Its rules from the security policy, made when it connects.
+  ClientPolicy& policy() { return policy_; }
+  const ClientPolicy& policy() const { return policy_; }
+
   ReceiveQueue& queue() { return queue_; }
   const ReceiveQueue& queue() const { return queue_; }
 
@@ -62,6 +67,7 @@ class Connection {
   std::string activator_name_;
   Metadata metadata_;
   ReceiveQueue queue_;
+  ClientPolicy policy_;
   std::vector<MatchEntry> matches_;  // in the order added
   size_t eavesdrop_rules_ = 0;
 };

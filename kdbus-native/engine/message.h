@@ -38,6 +38,7 @@ struct FdSet {
 struct MatchView {
   uint8_t type = 0;  // D-Bus message type: 1 call, 2 return, 3 error, 4 signal
   std::string_view path, interface, member, destination;
+  std::string_view error_name;  // for the security policy's send_error / receive_error
   struct Arg {
     uint8_t index;
     char type;  // 's' or 'o'

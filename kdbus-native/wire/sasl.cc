@@ -178,6 +178,7 @@ bool SaslServer::mech_available(const char* name) const {
 }
 
 bool SaslServer::uid_allowed(uid_t uid) const {
+  if (config_.authorize_after) return true;
   if (config_.allowed_uids.empty()) return uid == geteuid() || uid == 0;
   return std::find(config_.allowed_uids.begin(), config_.allowed_uids.end(), uid) != config_.allowed_uids.end();
 }

@@ -15,6 +15,9 @@ struct SaslConfig {
   bool allow_anonymous = false;       // <allow_anonymous/>
   bool unix_fd_capable = true;        // AF_UNIX transport: NEGOTIATE_UNIX_FD can be agreed
   std::vector<uid_t> allowed_uids;    // EXTERNAL/COOKIE identities accepted; empty = the bus's own uid
+  // Accept any authenticated identity: the bus's security policy decides
+  // afterwards who may connect (as dbus-daemon authorizes after SASL).
+  bool authorize_after = false;
   std::string cookie_home;            // home dir whose ~/.dbus-keyrings holds DBUS_COOKIE_SHA1 keys; empty = $HOME
 };
 

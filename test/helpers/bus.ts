@@ -40,6 +40,8 @@ export interface RunningBus {
 export interface StartBusOptions {
   /** Full configuration text; `{dir}` is replaced by the bus's temp directory. */
   config?: string;
+  /** The daemon to start instead of the one under test (e.g. the reference dbus-daemon). */
+  daemon?: string;
 }
 
 export async function startBus(options: StartBusOptions = {}): Promise<RunningBus> {
@@ -47,7 +49,7 @@ export async function startBus(options: StartBusOptions = {}): Promise<RunningBu
   const configFile = join(dir, 'bus.conf');
   const config = options.config?.split('{dir}').join(dir) ?? sessionLikeConfig(dir);
   writeFileSync(configFile, config);
-  const child = spawnTracked(daemonPath(), [`--config-file=${configFile}`, '--print-address', '--nofork'], {
+  const child = spawnTracked(options.daemon ?? daemonPath(), [`--config-file=${configFile}`, '--print-address', '--nofork'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let address: string;

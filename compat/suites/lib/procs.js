@@ -13,8 +13,10 @@ function statFields(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The command name may contain spaces and parentheses: fields start after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0], pgrp: Number(rest[2]), session: Number(rest[3]) };
+    const close = stat.lastIndexOf(')');
+    const rest = stat.slice(close + 2).split(' ');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    return { comm, state: rest[0], pgrp: Number(rest[2]), session: Number(rest[3]) };
   } catch {
     return null;
   }
@@ -63,14 +65,30 @@ function argv(pid) {
   }
 }
 
-// Which of the invocation's processes are an instance of the daemon under
-// test: it is either run directly (argv[0]), through an interpreter (a node
-// or shell script: argv[1]) or as "dbus-daemon" from PATH.
-function daemonPids(mark, sessionLeader, names) {
-  return findMarked(mark, sessionLeader).filter((pid) => {
+// Whether an instance of the daemon under test is running in the
+// invocation, and whether one has ended there. A live daemon is recognised
+// by its argv: run directly (argv[0]), through an interpreter (a node or
+// shell script: argv[1]) or as "dbus-daemon" from PATH. A dead one that its
+// parent has not reaped yet is a zombie in the invocation's session, which
+// has only its command name left.
+function daemonState(mark, sessionLeader, names, comms) {
+  const needle = Buffer.from(`${MARK_VAR}=${mark}\0`);
+  let live = false;
+  let dead = false;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const st = statFields(pid);
+    if (!st) continue;
+    if (st.state === 'Z') {
+      if (st.session === sessionLeader && comms.has(st.comm)) dead = true;
+      continue;
+    }
+    if (st.session !== sessionLeader && !carriesMark(pid, needle)) continue;
     const a = argv(pid);
-    return names.has(a[0]) || names.has(a[1]);
-  });
+    if (names.has(a[0]) || names.has(a[1])) live = true;
+  }
+  return { live, dead };
 }
 
 // SIGTERM everything of the invocation, give it a moment, then SIGKILL what
@@ -96,4 +114,4 @@ async function reap(mark, sessionLeader, { graceMs = 2000 } = {}) {
   return killed;
 }
 
-module.exports = { MARK_VAR, findMarked, daemonPids, reap };
+module.exports = { MARK_VAR, findMarked, daemonState, reap };

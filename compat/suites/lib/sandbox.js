@@ -9,7 +9,7 @@ const os = require('os');
 const crypto = require('crypto');
 const { spawn } = require('child_process');
 const { TapReader } = require('./tap');
-const { MARK_VAR, daemonPids, reap } = require('./procs');
+const { MARK_VAR, daemonState, reap } = require('./procs');
 
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -80,14 +80,27 @@ function baseEnvironment(scratch, daemon, dirs, mark) {
   };
 }
 
+// How the daemon under test shows up in /proc: the paths it is started by
+// (argv) and the command names (at most 15 characters) its process has.
 function daemonNames(scratch, daemon) {
   const names = new Set([daemon.path, path.join(scratch.binDir(daemon), 'dbus-daemon'), 'dbus-daemon']);
+  const comms = new Set(['dbus-daemon', path.basename(daemon.path).slice(0, 15)]);
   try {
-    names.add(fs.realpathSync(daemon.path));
+    const real = fs.realpathSync(daemon.path);
+    names.add(real);
+    comms.add(path.basename(real).slice(0, 15));
+    // A script runs as its interpreter ("#!/usr/bin/env node" -> "node").
+    const buf = Buffer.alloc(256);
+    const fd = fs.openSync(real, 'r');
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    fs.closeSync(fd);
+    const head = buf.toString('latin1', 0, n);
+    const m = /^#!\s*(\S+)(?:\s+(\S+))?/.exec(head);
+    if (m) comms.add(path.basename(path.basename(m[1]) === 'env' && m[2] ? m[2] : m[1]).slice(0, 15));
   } catch {
-    // checked before the run
+    // existence was checked before the run
   }
-  return names;
+  return { names, comms };
 }
 
 function openLog(file) {
@@ -179,19 +192,18 @@ async function invoke(scratch, daemon, exe, args, opts) {
       let lastOutput = Date.now();
       let daemonsWereRunning = false;
       let lastDaemonGone = null;
-      const names = daemonNames(scratch, daemon);
+      const { names, comms } = daemonNames(scratch, daemon);
       const watch = opts.daemonGoneMs ? setInterval(() => {
-        if (Date.now() - lastOutput < 1000) return;
-        const running = daemonPids(mark, child.pid, names).length > 0;
-        if (running) {
+        const { live, dead } = daemonState(mark, child.pid, names, comms);
+        if (live) {
           daemonsWereRunning = true;
           lastDaemonGone = null;
-        } else if (daemonsWereRunning) {
+        } else if ((daemonsWereRunning || dead) && lastDaemonGone === null) {
           daemonsWereRunning = false;
           lastDaemonGone = Date.now();
         }
         if (lastDaemonGone && Date.now() - Math.max(lastDaemonGone, lastOutput) >= opts.daemonGoneMs) stop('daemon-gone');
-      }, 500) : null;
+      }, 200) : null;
       const clearTimers = () => {
         clearTimeout(idleTimer);
         clearTimeout(hardTimer);

@@ -1,0 +1,274 @@
+/**
+ * Service activation. Each activatable name is held in the engine by an
+ * activator connection; calls to the name queue there until a real owner
+ * takes the name, when the engine moves them over. This module decides
+ * when to start a service, starts it, watches it, and when the start fails
+ * has every queued call answered with the reason.
+ */
+import { ChildProcess, spawn, SpawnOptions } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import type { Limits } from '../config/types';
+import type { ActivationTrigger, NativeBus } from '../native';
+import { encode, MessageType } from '../driver/codec';
+import { ExecLineError, splitExecLine } from './argv';
+import { loadServiceFiles, ServiceEntry } from './servicefiles';
+import { lookupAccount } from './users';
+
+const ERR = 'org.freedesktop.DBus.Error.';
+const SYSTEMD_NAME = 'org.freedesktop.systemd1';
+const SYSTEMD_ACTIVATOR = 'org.freedesktop.systemd1.Activator';
+const SETPRIV = '/usr/bin/setpriv';
+const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ActivationError {
+  name: string;
+  message: string;
+}
+
+/** Told once how a start ended: undefined when the service took its name. */
+export type StartWaiter = (error?: ActivationError) => void;
+
+export interface ActivationContext {
+  native: NativeBus;
+  /** <type> of the configuration ("session", "system", ...). */
+  busType(): string | undefined;
+  /** The address a started service connects to. */
+  address(): string;
+  limits(): Limits;
+  serviceHelper(): string | undefined;
+  systemdActivation: boolean;
+  log: { info(m: string): void; warn(m: string): void };
+}
+
+interface PendingStart {
+  entry: ServiceEntry;
+  waiters: StartWaiter[];
+  child?: ChildProcess;
+  timer?: NodeJS.Timeout;
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  ENOEXEC: 'Exec format error',
+  EPERM: 'Operation not permitted',
+};
+
+export class Activation {
+  private entries = new Map<string, ServiceEntry>();
+  private readonly pending = new Map<string, PendingStart>();
+  private readonly environment: Record<string, string> = {};
+
+  constructor(private readonly ctx: ActivationContext) {}
+
+  /** Reads the service directories again and brings the activators in line. */
+  reload(dirs: readonly string[]): void {
+    const next = loadServiceFiles(dirs, (m) => this.ctx.log.warn(m));
+    for (const name of this.entries.keys()) {
+      if (next.has(name)) continue;
+      if (this.pending.has(name)) {
+        this.finish(name, { name: `${ERR}ServiceUnknown`, message: `The name ${name} was not provided by any .service files` });
+      }
+      this.ctx.native.removeActivator(name);
+    }
+    for (const name of next.keys()) {
+      if (this.entries.has(name)) continue;
+      const rc = this.ctx.native.addActivator(name);
+      if (rc < 0) this.ctx.log.warn(`Unable to make ${name} activatable (errno ${-rc})`);
+    }
+    // A start already under way keeps the entry it began with.
+    this.entries = next;
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  updateEnvironment(vars: Record<string, string>): void {
+    Object.assign(this.environment, vars);
+  }
+
+  /** From the addon: calls wait at the activator of `name`. */
+  activationNeeded(name: string, trigger: ActivationTrigger): void {
+    if (this.pending.has(name)) return;
+    const who = trigger.pid !== undefined ? ` (pid=${trigger.pid} uid=${trigger.uid})` : '';
+    this.ctx.log.info(
+      `Activating service name='${name}' requested by '${trigger.sender}'${who} ` +
+        `for ${trigger.interface ?? ''}.${trigger.member} at ${trigger.path}`,
+    );
+    this.start(name);
+  }
+
+  /**
+   * Starts `name` unless a start is already under way; `waiter` learns the
+   * outcome. False when the name is not activatable.
+   */
+  start(name: string, waiter?: StartWaiter): boolean {
+    const entry = this.entries.get(name);
+    if (entry === undefined) return false;
+    const existing = this.pending.get(name);
+    if (existing !== undefined) {
+      if (waiter) existing.waiters.push(waiter);
+      return true;
+    }
+    const p: PendingStart = { entry, waiters: waiter ? [waiter] : [] };
+    this.pending.set(name, p);
+    if (this.pending.size > this.ctx.limits().max_pending_service_starts) {
+      this.finish(name, {
+        name: `${ERR}LimitsExceeded`,
+        message: `The maximum number of pending activations has been reached, activation of ${name} failed`,
+      });
+      return true;
+    }
+    p.timer = setTimeout(() => {
+      p.child?.kill('SIGKILL');
+      this.ctx.log.info(`Failed to activate service '${name}': timed out`);
+      this.finish(name, { name: `${ERR}TimedOut`, message: `Activation of ${name} timed out` });
+    }, this.ctx.limits().service_start_timeout);
+    if (this.ctx.systemdActivation && name === SYSTEMD_NAME) return true;  // it comes on its own
+    if (this.ctx.systemdActivation && entry.systemdService !== undefined) {
+      this.requestFromSystemd(name, entry.systemdService);
+      return true;
+    }
+    this.spawnService(name, p);
+    return true;
+  }
+
+  /** The name has a primary owner now: the start succeeded. */
+  nameAcquired(name: string): void {
+    if (!this.pending.has(name)) return;
+    this.ctx.log.info(`Successfully activated service '${name}'`);
+    this.finish(name);
+  }
+
+  /** systemd's owner reports that it could not start `unit`. */
+  systemdFailure(unit: string, errorName: string, errorMessage: string): void {
+    for (const [name, p] of [...this.pending]) {
+      if (p.entry.systemdService === unit) this.finish(name, { name: errorName, message: errorMessage });
+    }
+  }
+
+  private requestFromSystemd(name: string, unit: string): void {
+    this.ctx.log.info(`Activating via systemd: service name='${name}' unit='${unit}'`);
+    const { bytes } = encode({
+      type: MessageType.Signal,
+      destination: SYSTEMD_NAME,
+      path: '/org/freedesktop/DBus',
+      interface: SYSTEMD_ACTIVATOR,
+      member: 'ActivationRequest',
+      signature: 's',
+      body: [unit],
+    });
+    // Without a systemd on the bus the request waits at systemd's own
+    // activator, which starts it; without that either, nobody can help.
+    const rc = this.ctx.native.send(bytes);
+    if (rc !== 0) {
+      this.finish(name, { name: `${ERR}ServiceUnknown`, message: `The name ${SYSTEMD_NAME} was not provided by any .service files` });
+    }
+  }
+
+  private childEnvironment(clean: boolean): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = clean ? { PATH: SAFE_PATH } : { ...process.env, ...this.environment };
+    const address = this.ctx.address();
+    env.DBUS_STARTER_ADDRESS = address;
+    const type = this.ctx.busType();
+    if (type !== undefined) {
+      env.DBUS_STARTER_BUS_TYPE = type;
+      if (type === 'session') env.DBUS_SESSION_BUS_ADDRESS = address;
+      else if (type === 'system') env.DBUS_SYSTEM_BUS_ADDRESS = address;
+    }
+    return env;
+  }
+
+  private spawnService(name: string, p: PendingStart): void {
+    const fail = (error: ActivationError) => {
+      this.ctx.log.info(`Activated service '${name}' failed: ${error.message}`);
+      this.finish(name, error);
+    };
+    let argv: string[];
+    try {
+      argv = splitExecLine(p.entry.exec);
+    } catch (e) {
+      const msg = e instanceof ExecLineError ? e.message : String(e);
+      fail({ name: `${ERR}Spawn.FileInvalid`, message: msg });
+      return;
+    }
+    // Root starts a service as the user its file names, with a clean
+    // environment, as dbus-daemon's launch helper does.
+    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    const dropTo = asRoot && p.entry.user !== undefined && p.entry.user !== 'root' ? p.entry.user : undefined;
+    const options: SpawnOptions = {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: this.childEnvironment(asRoot && (dropTo !== undefined || this.ctx.serviceHelper() !== undefined)),
+    };
+    let command = argv[0];
+    let args = argv.slice(1);
+    if (dropTo !== undefined) {
+      const account = lookupAccount(dropTo);
+      if (account === undefined) {
+        fail({ name: `${ERR}Spawn.SetupFailed`, message: `User "${dropTo}" of service ${name} does not exist` });
+        return;
+      }
+      options.env = { ...options.env, HOME: account.home, USER: account.name, LOGNAME: account.name };
+      if (fs.existsSync(SETPRIV)) {
+        // setpriv sets the supplementary groups too, which spawn's uid/gid cannot.
+        try {
+          fs.accessSync(command, fs.constants.X_OK);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? '';
+          fail({ name: `${ERR}Spawn.ExecFailed`, message: `Failed to execute program ${name}: ${ERRNO_TEXT[code] ?? code}` });
+          return;
+        }
+        args = [`--reuid=${account.uid}`, `--regid=${account.gid}`, `--groups=${account.groups.join(',')}`, '--', command, ...args];
+        command = SETPRIV;
+      } else {
+        options.uid = account.uid;
+        options.gid = account.gid;
+      }
+    }
+    this.ctx.log.info(`Activating service name='${name}' exec='${p.entry.exec}'`);
+    let child: ChildProcess;
+    try {
+      child = spawn(command, args, options);
+    } catch (e) {
+      fail({ name: `${ERR}Spawn.ExecFailed`, message: `Failed to execute program ${name}: ${(e as Error).message}` });
+      return;
+    }
+    p.child = child;
+    const current = () => this.pending.get(name) === p;
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      if (!current()) return;
+      const text = ERRNO_TEXT[e.code ?? ''] ?? e.message;
+      fail({ name: `${ERR}Spawn.ExecFailed`, message: `Failed to execute program ${name}: ${text}` });
+    });
+    child.once('exit', (code, signal) => {
+      if (!current()) return;
+      p.child = undefined;
+      if (signal !== null) {
+        const number = signalNumber(signal);
+        fail({ name: `${ERR}Spawn.ChildSignaled`, message: `Process ${name} received signal ${number}` });
+      } else if (code !== 0) {
+        fail({ name: `${ERR}Spawn.ChildExited`, message: `Process ${name} exited with status ${code}` });
+      }
+      // Exit status 0: a service that daemonized; its name may still come.
+    });
+  }
+
+  private finish(name: string, error?: ActivationError): void {
+    const p = this.pending.get(name);
+    if (p === undefined) return;
+    this.pending.delete(name);
+    if (p.timer) clearTimeout(p.timer);
+    if (error !== undefined) this.ctx.native.failActivation(name, error.name, error.message);
+    for (const w of p.waiters) w(error);
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return os.constants.signals[signal] ?? 0;
+}
