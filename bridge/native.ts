@@ -14,8 +14,6 @@ export interface DriverCall {
   signature: string;
   bigEndian: boolean;
   body: Buffer;
-  /** true for the Hello that registered the connection */
-  registering: boolean;
   /** the caller negotiated unix fd passing */
   unixFds: boolean;
 }
@@ -73,8 +71,6 @@ export interface NativeBus {
   setLimits(limits: Record<string, number>): void;
   /** Installs a compiled security policy (bridge/policy); takes effect at once for every connection. */
   setPolicy(policy: CompiledPolicy): void;
-  /** NameOwnerChanged for a connection that has just been answered its Hello. */
-  announce(name: string): void;
   /** null when the rule parses, else why not. */
   checkMatchRule(rule: string): string | null;
   /** null when the connection is now a monitor, else why not. */

@@ -74,7 +74,6 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
-                           InstanceMethod("announce", &BusWrap::Announce),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
                            InstanceMethod("getCredentials", &BusWrap::GetCredentials),
@@ -138,7 +137,6 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     if (h.has_interface) obj.Set("interface", Napi::String::New(env_, std::string(h.interface)));
     obj.Set("member", Napi::String::New(env_, std::string(h.member)));
     obj.Set("signature", Napi::String::New(env_, std::string(h.signature)));
-    obj.Set("registering", Napi::Boolean::New(env_, call.registering));
     obj.Set("unixFds", Napi::Boolean::New(env_, call.unix_fds));
     obj.Set("bigEndian", Napi::Boolean::New(env_, h.big_endian));
     obj.Set("body", Napi::Buffer<uint8_t>::Copy(env_, call.data + h.body_offset, call.len - h.body_offset));
@@ -294,12 +292,6 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     apply_limits(info[0], server_limits, engine_limits);
     s.set_limits(server_limits);
     s.bus().set_limits(engine_limits);
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Announce(const Napi::CallbackInfo& info) {
-    Server::Batch batch(server(info.Env()));
-    server(info.Env()).bus().announce(conn(info[0]));
     return info.Env().Undefined();
   }
 

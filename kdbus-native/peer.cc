@@ -266,7 +266,7 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     hp.flags = sasl_->unix_fd_negotiated() ? uint64_t{kdbus::kHelloAcceptFd} : uint64_t{0};
     hp.metadata = metadata_;
     hp.owner = this;
-    hp.defer_announce = true;  // the driver announces it after answering Hello
+    hp.defer_announce = true;  // announced after the answer to Hello, as dbus-daemon orders it
     int rc = server_.bus().hello(std::move(hp), id_);
     if (rc != 0) {
       close("bus refused the connection");
@@ -283,7 +283,11 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
       msg->dst_id = kdbus::kIdBus;
       server_.bus().observe(id_, std::move(msg));
     }
-    if (!registering && server_.bus().check_send_to_bus(id_, policy_message(h)) == EACCES) {
+    if (registering) {
+      answer_hello(h);
+      return;
+    }
+    if (server_.bus().check_send_to_bus(id_, policy_message(h)) == EACCES) {
       send_failed(EACCES, h);
       return;
     }
@@ -293,12 +297,23 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     call.header = &h;
     call.data = data;
     call.len = len;
-    call.registering = registering;
     call.unix_fds = sasl_->unix_fd_negotiated();
     server_.driver_->driver_call(call);
     return;
   }
   forward(h, data, len, std::move(fds));
+}
+
+// Hello is part of setting up a connection, so it is answered here rather
+// than in the driver: the reply, NameOwnerChanged, then NameAcquired.
+void Peer::answer_hello(const wire::Header& h) {
+  if (!(h.flags & wire::kNoReplyExpected)) {
+    wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
+    w.reply_serial(h.serial).destination(name_).sender(kBusName).add_string(name_);
+    server_.send_from_bus(w.finish());
+  }
+  server_.bus().announce(id_);
+  server_.send_from_bus(driver_signal("NameAcquired", name_, {name_}));
 }
 
 std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8_t* data, size_t len) {

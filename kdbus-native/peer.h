@@ -57,6 +57,7 @@ class Peer {
   bool read_once(bool& eof);
   void process_input();
   void handle_message(const uint8_t* data, size_t len);
+  void answer_hello(const wire::Header& h);
   std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len);
   std::vector<uint8_t> driver_signal(const char* member, std::string_view destination,
                                      std::initializer_list<std::string_view> args);

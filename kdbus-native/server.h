@@ -35,7 +35,6 @@ struct DriverCall {
   const wire::Header* header = nullptr;
   const uint8_t* data = nullptr;  // the whole message as the client sent it
   size_t len = 0;
-  bool registering = false;  // the Hello that made this connection
   bool unix_fds = false;     // the caller negotiated fd passing
 };
 

@@ -48,7 +48,7 @@ export class Driver {
 
   constructor(private readonly ctx: DriverContext) {
     this.handlers = new Map<string, Handler>([
-      ['org.freedesktop.DBus.Hello', (c) => this.hello(c)],
+      ['org.freedesktop.DBus.Hello', () => this.hello()],
       ['org.freedesktop.DBus.RequestName', (c, a) => this.requestName(c, a[0] as string, a[1] as number)],
       ['org.freedesktop.DBus.ReleaseName', (c, a) => this.releaseName(c, a[0] as string)],
       ['org.freedesktop.DBus.StartServiceByName', (c, a) => this.startServiceByName(c, a[0] as string)],
@@ -88,10 +88,6 @@ export class Driver {
       return;
     }
     try {
-      if (call.registering) {
-        this.hello(call);
-        return;
-      }
       const [iface, method] = this.lookup(call);
       if (method.privileged) this.checkPrivileged(call);
       if (call.path !== BUS_PATH && !method.anyPath) {
@@ -176,20 +172,9 @@ export class Driver {
     this.ctx.native.sendError(call.sender, call.serial, name, text);
   }
 
-  private hello(call: DriverCall): void {
-    if (!call.registering) throw new DBusError(`${ERR}Failed`, 'Already handled an Hello message');
-    // dbus-daemon order: the reply, NameOwnerChanged, then NameAcquired for the unique name.
-    this.reply(call, { signature: 's', body: [call.sender] });
-    this.ctx.native.announce(call.sender);
-    this.send({
-      type: MessageType.Signal,
-      destination: call.sender,
-      path: BUS_PATH,
-      interface: BUS_NAME,
-      member: 'NameAcquired',
-      signature: 's',
-      body: [call.sender],
-    });
+  // The addon answers the Hello that registers a connection; any later one is an error.
+  private hello(): never {
+    throw new DBusError(`${ERR}Failed`, 'Already handled an Hello message');
   }
 
   private requestName(call: DriverCall, name: string, flags: number) {
