@@ -39,12 +39,13 @@ function machineId(): string {
 }
 
 /**
- * A session bus makes $XDG_RUNTIME_DIR/dbus-1/services, where programs drop
- * transient service files, when the configuration lists it.
+ * The bus makes $XDG_RUNTIME_DIR/dbus-1/services, where programs drop
+ * transient service files, when the configuration lists it (as
+ * <standard_session_servicedirs/> does).
  */
 function createRuntimeServiceDir(config: BusConfig): void {
   const runtime = process.env.XDG_RUNTIME_DIR;
-  if (config.type !== 'session' || runtime === undefined || runtime === '') return;
+  if (runtime === undefined || runtime === '') return;
   const dir = path.join(runtime, 'dbus-1', 'services');
   if (!config.serviceDirs.includes(dir)) return;
   try {

@@ -371,7 +371,8 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     Napi::HandleScope scope(env_);
     auto obj = Napi::Object::New(env_);
     const kdbus::Message& m = *first.msg;
-    obj.Set("sender", Napi::String::New(env_, kdbus::unique_name(m.src_id)));
+    const bool from_bus = m.src_id == kdbus::kIdBus;  // e.g. a request meant for systemd
+    obj.Set("sender", Napi::String::New(env_, from_bus ? std::string("org.freedesktop.DBus") : kdbus::unique_name(m.src_id)));
     obj.Set("serial", Napi::Number::New(env_, static_cast<double>(m.cookie)));
     obj.Set("path", Napi::String::New(env_, std::string(m.view.path)));
     if (!m.view.interface.empty()) obj.Set("interface", Napi::String::New(env_, std::string(m.view.interface)));

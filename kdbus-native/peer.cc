@@ -167,10 +167,6 @@ void Peer::process_input() {
         return;
       }
       state_ = State::AwaitHello;
-      if (!server_.admit(*this, sasl_->authorized_uid())) {
-        close("connection limit reached");
-        return;
-      }
       if (!server_.bus().can_connect(metadata_)) {
         close("the security policy does not allow this user to connect");
         return;
@@ -254,12 +250,14 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     }
     if (h.type != wire::MsgType::MethodCall || h.member != "Hello" || (h.has_interface && h.interface != kBusName)) {
       // As dbus-daemon: the driver refuses, the connection stays.
-      if (h.type == wire::MsgType::MethodCall && !(h.flags & wire::kNoReplyExpected)) {
-        wire::Writer w(wire::MsgType::Error, server_.next_serial(), wire::kNoReplyExpected);
-        w.error_name("org.freedesktop.DBus.Error.AccessDenied").reply_serial(h.serial).sender(kBusName);
-        w.add_string("Client tried to send a message other than Hello without being registered");
-        push_bytes(w.finish());
-      }
+      reply_unregistered(h, "org.freedesktop.DBus.Error.AccessDenied",
+                         "Client tried to send a message other than Hello without being registered");
+      return;
+    }
+    const std::string refused = server_.admit(*this, sasl_->authorized_uid());
+    if (!refused.empty()) {
+      // As dbus-daemon: Hello fails, the connection stays unregistered.
+      reply_unregistered(h, "org.freedesktop.DBus.Error.LimitsExceeded", refused);
       return;
     }
     kdbus::HelloParams hp;
@@ -302,6 +300,14 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     return;
   }
   forward(h, data, len, std::move(fds));
+}
+
+// An error to a client that has no engine connection yet, written directly.
+void Peer::reply_unregistered(const wire::Header& h, std::string_view name, std::string_view text) {
+  if (h.type != wire::MsgType::MethodCall || (h.flags & wire::kNoReplyExpected)) return;
+  wire::Writer w(wire::MsgType::Error, server_.next_serial(), wire::kNoReplyExpected);
+  w.error_name(name).reply_serial(h.serial).sender(kBusName).add_string(text);
+  push_bytes(w.finish());
 }
 
 // Hello is part of setting up a connection, so it is answered here rather

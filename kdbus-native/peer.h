@@ -58,6 +58,7 @@ class Peer {
   void process_input();
   void handle_message(const uint8_t* data, size_t len);
   void answer_hello(const wire::Header& h);
+  void reply_unregistered(const wire::Header& h, std::string_view name, std::string_view text);
   std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len);
   std::vector<uint8_t> driver_signal(const char* member, std::string_view destination,
                                      std::initializer_list<std::string_view> args);

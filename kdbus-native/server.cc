@@ -173,22 +173,22 @@ void Server::shutdown() {
   for (Peer* p : all) p->close("bus shutting down");
 }
 
-bool Server::admit(Peer& p, uid_t uid) {
+std::string Server::admit(Peer& p, uid_t uid) {
+  const ServerLimits& l = config_.limits;
+  if (l.max_completed_connections != 0 && completed_ >= l.max_completed_connections)
+    return "The maximum number of active connections has been reached";
+  const bool counted_user = uid != static_cast<uid_t>(-1);
+  if (counted_user && l.max_connections_per_user != 0 && per_user_[uid] >= l.max_connections_per_user)
+    return "The maximum number of active connections for UID " + std::to_string(uid) + " has been reached";
   --incomplete_;
   p.counted_incomplete = false;
-  const ServerLimits& l = config_.limits;
-  if (l.max_completed_connections != 0 && completed_ >= l.max_completed_connections) return false;
-  const bool counted_user = uid != static_cast<uid_t>(-1);
-  // uid 0 is not held to the per-user limit, as in dbus-daemon.
-  if (counted_user && uid != 0 && l.max_connections_per_user != 0 && per_user_[uid] >= l.max_connections_per_user)
-    return false;
   ++completed_;
   p.counted_completed = true;
   if (counted_user) {
     ++per_user_[uid];
     p.counted_uid = uid;
   }
-  return true;
+  return {};
 }
 
 void Server::release(Peer& p) {

@@ -138,8 +138,9 @@ class Server : public kdbus::QueueListener {
   struct ListenSocket;
 
   void on_accept(ListenSocket& ls);
-  // A peer finished SASL; false when a connection limit forbids it.
-  bool admit(Peer& p, uid_t uid);
+  // A peer says Hello: empty when it may complete, else why a connection
+  // limit forbids it (dbus-daemon's LimitsExceeded text).
+  std::string admit(Peer& p, uid_t uid);
   void release(Peer& p);
   void arm_reply_timer();
   void mark_dirty(Peer* p);

@@ -91,6 +91,19 @@ export class Activation {
 
   updateEnvironment(vars: Record<string, string>): void {
     Object.assign(this.environment, vars);
+    const systemd = this.ctx.systemdActivation ? this.ctx.native.getNameOwner(SYSTEMD_NAME) : null;
+    if (systemd === null) return;
+    // Units systemd starts for us see the same environment; nobody waits for its answer.
+    const { bytes } = encode({
+      type: MessageType.MethodCall,
+      destination: systemd,
+      path: '/org/freedesktop/systemd1',
+      interface: 'org.freedesktop.systemd1.Manager',
+      member: 'SetEnvironment',
+      signature: 'as',
+      body: [Object.entries(vars).map(([k, v]) => `${k}=${v}`)],
+    });
+    this.ctx.native.send(bytes);
   }
 
   /** From the addon: calls wait at the activator of `name`. */

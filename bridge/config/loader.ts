@@ -54,6 +54,8 @@ const RULE_ATTRIBUTES = new Set([
   'send_member',
   'send_error',
   'send_destination',
+  'send_destination_prefix',
+  'send_broadcast',
   'send_path',
   'send_type',
   'receive_interface',
@@ -70,6 +72,8 @@ const RULE_ATTRIBUTES = new Set([
   'user',
   'group',
   'log',
+  'max_fds',
+  'min_fds',
 ]);
 
 interface LoadState {

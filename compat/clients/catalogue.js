@@ -36,10 +36,16 @@ const CLIENTS = [
   // Net::DBus builds a 32 MiB byte array value by value in Perl: "large" is left out.
   { name: 'Net::DBus', implementation: 'libdbus', command: ['perl', 'net-dbus.pl'], requires: ['perl'],
     scenarios: ALL.filter((s) => s !== 'large') },
+  // dbus-native has no unix fd passing, and answers calls itself, so it cannot be a monitor.
+  { name: 'dbus-native', implementation: 'dbus-native', command: [process.execPath, 'dbus-native.js'], requires: [], nodeModules: ['dbus-native'],
+    scenarios: ALL.filter((s) => s !== 'fds' && s !== 'monitor') },
 ];
 
 // Debian packages the clients (and the reference buses) need.
 const PACKAGES = ['dbus', 'dbus-bin', 'dbus-daemon', 'dbus-broker', 'python3', 'python3-dbus', 'python3-gi',
-  'libglib2.0-bin', 'systemd', 'qdbus-qt5', 'qtchooser'];
+  'libglib2.0-bin', 'systemd', 'qdbus-qt5', 'qtchooser', 'libnet-dbus-perl',
+  // compiled clients: C (libdbus, sd-bus; OpenSSL for sha256), Go, Rust
+  'gcc', 'libc6-dev', 'pkg-config', 'libdbus-1-dev', 'libsystemd-dev', 'libssl-dev',
+  'golang-go', 'golang-dbus-dev', 'cargo', 'librust-zbus-dev'];
 
 module.exports = { SCENARIOS, CLIENTS, PACKAGES };

@@ -78,6 +78,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   BusLimits limits;
   uint64_t seq = 0;
   ConnId next_id = 1;
+  ConnId next_hidden_id = kDstBroadcast - 1;
   std::map<ConnId, std::unique_ptr<Connection>> conns;  // id order = delivery order
   std::set<ConnId> gone_by_byebye;
   std::set<ConnId> announced;
@@ -335,7 +336,11 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   } else if (!params.activator_name.empty()) {
     return EINVAL;
   }
-  const ConnId id = s_->next_id++;
+  // Ids of connections nobody can see (activators, policy holders) come from
+  // the top of the range, so unique names stay dense in connection order as
+  // D-Bus clients expect (":1.0", ":1.1", ...).
+  const bool hidden = params.flags & (kHelloActivator | kHelloPolicyHolder);
+  const ConnId id = hidden ? s_->next_hidden_id-- : s_->next_id++;
   std::string act_name = params.activator_name;
   const bool announce_now = !params.defer_announce;
   auto conn = std::make_unique<Connection>(id, std::move(params));
