@@ -54,6 +54,8 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   get("max_replies_per_connection", engine.max_pending_replies);
   get("max_match_rules_per_connection", engine.max_match_rules);
   get("max_names_per_connection", engine.max_names);
+  // What waits for a receiver's socket waits in its engine queue.
+  get("max_outgoing_bytes", engine.max_queued_bytes);
 }
 
 class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, public bridge::ActivationHandler {

@@ -21,6 +21,7 @@ constexpr size_t kIdleBuffer = 4 * 1024;  // what an idle connection keeps for i
 constexpr int kReadsPerWakeup = 16;
 constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
 constexpr int kMaxIov = 64;
+constexpr size_t kOutWindow = 256 * 1024;  // bytes staged for the socket beyond the engine queue
 
 // What the security policy looks at in a message, straight from its header.
 kdbus::PolicyMessage policy_message(const wire::Header& h) {
@@ -75,7 +76,7 @@ void Peer::on_poll(uv_poll_t* handle, int status, int events) {
     self->close("socket error");
     return;
   }
-  if (events & UV_WRITABLE) self->write_out();
+  if (events & UV_WRITABLE) self->pull_and_write();
   if (!self->closed_ && (events & UV_READABLE)) self->on_readable();
 }
 
@@ -407,6 +408,7 @@ void Peer::send_failed(int err, const wire::Header& h) {
 void Peer::push_bytes(std::vector<uint8_t> bytes) {
   Out o;
   o.data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  out_bytes_ += o.data->size();
   out_.push_back(std::move(o));
   server_.mark_dirty(this);
 }
@@ -429,6 +431,7 @@ void Peer::to_wire(const kdbus::Delivery& d) {
       Out o;
       o.data = m.payload;
       o.fds = m.fds;
+      out_bytes_ += o.data->size();
       out_.push_back(std::move(o));
       return;
     }
@@ -465,12 +468,23 @@ void Peer::to_wire(const kdbus::Delivery& d) {
   if (d.roles & kdbus::kRoleNewOwner) push_bytes(driver_signal("NameAcquired", name_, {n.name}));
 }
 
+// Deliveries stay in the engine queue (where the receiver's limits apply)
+// until the socket takes them: only a window of them is staged for writing.
 void Peer::pull_and_write() {
-  if (id_ != 0) {
-    kdbus::Delivery d;
-    while (server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
+  for (;;) {
+    bool more = false;
+    if (id_ != 0) {
+      kdbus::Delivery d;
+      while (out_bytes_ < kOutWindow && !closed_) {
+        if (server_.bus().recv(id_, 0, 0, d) != 0) break;
+        to_wire(d);
+        more = true;
+      }
+    }
+    write_out();
+    // Written out completely with the engine queue possibly not drained: go on.
+    if (closed_ || !more || !out_.empty()) break;
   }
-  write_out();
 }
 
 void Peer::write_out() {
@@ -518,6 +532,7 @@ void Peer::write_out() {
       size_t rest = o.data->size() - o.offset;
       if (left >= rest) {
         left -= rest;
+        out_bytes_ -= o.data->size();
         out_.pop_front();
       } else {
         o.offset += left;
@@ -534,6 +549,7 @@ void Peer::close(const std::string& why) {
   closed_ = true;
   close_poll(std::move(poll_));
   out_.clear();
+  out_bytes_ = 0;
   if (id_ != 0) server_.bus().disconnect(id_);
   server_.peer_closed(this);
 }

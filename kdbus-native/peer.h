@@ -86,6 +86,7 @@ class Peer {
   size_t in_start_ = 0, in_end_ = 0;
   std::deque<util::UniqueFd> in_fds_;
   std::deque<Out> out_;
+  size_t out_bytes_ = 0;  // total size of what out_ holds
 };
 
 }  // namespace bridge

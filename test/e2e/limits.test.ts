@@ -1,0 +1,84 @@
+// A receiver that stops reading must not make the bus queue without bound:
+// what waits for it is capped by max_outgoing_bytes, the sender is told
+// (LimitsExceeded), and everybody else keeps being served.
+import { readFileSync } from 'fs';
+import { Message } from 'dbus-next';
+import { RunningBus, sessionLikeConfig, startBus } from '../helpers/bus';
+import { callDriver, connect } from '../helpers/client';
+import { spawnTracked, terminate, waitForLine } from '../helpers/processes';
+
+const PAYLOAD = 64 * 1024;
+const LIMIT = 1024 * 1024;
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+describe('a receiver that does not read', () => {
+  let bus: RunningBus;
+
+  beforeAll(async () => {
+    bus = await startBus({
+      config: sessionLikeConfig('{dir}', `<limit name="max_outgoing_bytes">${LIMIT}</limit>`),
+    });
+  });
+
+  afterAll(async () => {
+    await bus.stop();
+  });
+
+  test('fills only its own bounded queue; the sender hears LimitsExceeded; the bus stays up', async () => {
+    // libdbus reads its socket only while dispatching: a client that sleeps never reads.
+    const stuck = spawnTracked('/usr/bin/python3', [
+      '-c',
+      [
+        'import dbus, sys, time',
+        `c = dbus.bus.BusConnection(${JSON.stringify(bus.address)})`,
+        'print(c.get_unique_name(), flush=True)',
+        'time.sleep(120)',
+      ].join('\n'),
+    ]);
+    const stuckName = (await waitForLine(stuck, /^:\d+\.\d+/)).trim();
+    const rssBefore = rssKiB(bus.pid);
+
+    const sender = await connect(bus.address);
+    const body = Buffer.alloc(PAYLOAD, 0x5a);
+    const calls: Promise<unknown>[] = [];
+    // Enough to exceed everything between the bus and the stuck client several
+    // times over (socket buffers, the bus's write window, the limit itself).
+    for (let i = 0; i < 120; i++) {
+      calls.push(
+        sender.bus
+          .call(
+            new Message({
+              destination: stuckName,
+              path: '/com/example/Flood',
+              interface: 'com.example.Flood',
+              member: 'Take',
+              signature: 'ay',
+              body: [body],
+            }),
+          )
+          .then(
+            () => 'reply',
+            (e: { type?: string }) => e.type ?? String(e),
+          ),
+      );
+    }
+    const first = await Promise.race(calls);
+    expect(first).toBe('org.freedesktop.DBus.Error.LimitsExceeded');
+
+    // Others are still served, promptly.
+    const other = await connect(bus.address);
+    const reply = await callDriver(other.bus, 'GetId');
+    expect(reply.body[0]).toMatch(/^[0-9a-f]{32}$/);
+
+    // The bus did not take in the whole flood: far less than 120 x 64 KiB.
+    expect(rssKiB(bus.pid) - rssBefore).toBeLessThan((120 * PAYLOAD) / 1024 / 2);
+
+    await terminate(stuck);
+    await other.close();
+    await sender.close();
+  });
+});
