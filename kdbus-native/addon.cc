@@ -51,6 +51,7 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   get("max_incomplete_connections", server.max_incomplete_connections);
   get("max_connections_per_user", server.max_connections_per_user);
   get("reply_timeout", server.reply_timeout_ms);
+  get("auth_timeout", server.auth_timeout_ms);
   get("max_replies_per_connection", engine.max_pending_replies);
   get("max_match_rules_per_connection", engine.max_match_rules);
   get("max_names_per_connection", engine.max_names);

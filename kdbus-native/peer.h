@@ -41,6 +41,7 @@ class Peer {
   bool counted_incomplete = true;
   bool counted_completed = false;
   uid_t counted_uid = static_cast<uid_t>(-1);
+  uint64_t accepted_at_ms = 0;  // loop time when accepted, for auth_timeout
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
 

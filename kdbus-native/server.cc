@@ -75,8 +75,10 @@ void Server::on_accept(ListenSocket& ls) {
     auto peer = std::make_unique<Peer>(*this, util::UniqueFd(fd), ls.listener.is_unix);
     Peer* p = peer.get();
     ++incomplete_;
+    p->accepted_at_ms = uv_now(loop_);
     peers_.emplace(p, std::move(peer));
     p->start();
+    arm_auth_timer();
   }
 }
 
@@ -158,6 +160,11 @@ void Server::disconnect(kdbus::ConnId id, const char* why) {
 
 void Server::shutdown() {
   Batch batch(*this);
+  if (auth_timer_) {
+    uv_timer_stop(auth_timer_.get());
+    uv_close(reinterpret_cast<uv_handle_t*>(auth_timer_.release()),
+             [](uv_handle_t* h) { std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(h)); });
+  }
   if (reply_timer_) {
     uv_timer_stop(reply_timer_.get());
     uv_close(reinterpret_cast<uv_handle_t*>(reply_timer_.release()),
@@ -200,6 +207,31 @@ void Server::release(Peer& p) {
   }
   p.counted_incomplete = p.counted_completed = false;
   p.counted_uid = static_cast<uid_t>(-1);
+}
+
+void Server::arm_auth_timer() {
+  if (config_.limits.auth_timeout_ms == 0) return;
+  if (!auth_timer_) {
+    auth_timer_ = std::make_unique<uv_timer_t>();
+    uv_timer_init(loop_, auth_timer_.get());
+    auth_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(auth_timer_.get()));
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(auth_timer_.get()))) return;
+  // One sweep a second is precise enough for a limit measured in seconds.
+  uv_timer_start(auth_timer_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->expire_incomplete(); }, 1000, 1000);
+}
+
+void Server::expire_incomplete() {
+  Batch batch(*this);
+  const uint64_t now = uv_now(loop_);
+  std::vector<Peer*> late;
+  for (auto& kv : peers_) {
+    Peer* p = kv.first;
+    if (p->counted_incomplete && now - p->accepted_at_ms >= config_.limits.auth_timeout_ms) late.push_back(p);
+  }
+  for (Peer* p : late) p->close("did not complete authentication and Hello within auth_timeout");
+  if (incomplete_ == 0 && auth_timer_) uv_timer_stop(auth_timer_.get());
 }
 
 uint64_t Server::reply_deadline() const {

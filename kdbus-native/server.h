@@ -62,6 +62,7 @@ struct ServerLimits {
   size_t max_incomplete_connections = 0;
   size_t max_connections_per_user = 0;
   uint64_t reply_timeout_ms = 0;  // 0 = replies may take forever
+  uint64_t auth_timeout_ms = 0;   // 0 = a client may take forever to say Hello
 };
 
 struct ServerConfig {
@@ -143,6 +144,9 @@ class Server : public kdbus::QueueListener {
   std::string admit(Peer& p, uid_t uid);
   void release(Peer& p);
   void arm_reply_timer();
+  // Disconnects clients that have not completed Hello within auth_timeout.
+  void arm_auth_timer();
+  void expire_incomplete();
   void mark_dirty(Peer* p);
   void peer_closed(Peer* p);
   void flush();
@@ -163,6 +167,7 @@ class Server : public kdbus::QueueListener {
   size_t completed_ = 0;
   std::unordered_map<uid_t, size_t> per_user_;
   std::unique_ptr<uv_timer_t> reply_timer_;
+  std::unique_ptr<uv_timer_t> auth_timer_;
   ActivationHandler* activation_ = nullptr;
   std::unordered_map<std::string, kdbus::ConnId> activators_;
   std::unordered_map<kdbus::ConnId, std::string> activator_names_;

@@ -82,3 +82,33 @@ describe('a receiver that does not read', () => {
     await sender.close();
   });
 });
+
+describe('auth_timeout', () => {
+  test('a client that never authenticates is disconnected', async () => {
+    const bus = await startBus({
+      config: sessionLikeConfig('{dir}', '<limit name="auth_timeout">1000</limit>'),
+    });
+    try {
+      const { createConnection } = await import('net');
+      const path = /unix:path=([^,]+)/.exec(bus.address)?.[1] as string;
+      const started = Date.now();
+      const closed = await new Promise<boolean>((resolve) => {
+        const sock = createConnection(path);
+        sock.on('error', () => resolve(true));
+        sock.on('close', () => resolve(true));
+        setTimeout(() => {
+          sock.destroy();
+          resolve(false);
+        }, 8000);
+      });
+      expect(closed).toBe(true);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      // The bus itself is fine.
+      const other = await connect(bus.address);
+      expect((await callDriver(other.bus, 'GetId')).body[0]).toMatch(/^[0-9a-f]{32}$/);
+      await other.close();
+    } finally {
+      await bus.stop();
+    }
+  });
+});
