@@ -56,6 +56,8 @@ export interface NativeBus {
   /** Sends a message from the bus itself; its serial is assigned natively. Returns 0 or an errno. */
   send(message: Buffer, fds?: number[]): number;
   sendError(destination: string, replySerial: number, name: string, text: string): void;
+  /** A reply with signature "", "s", "u", "b" or "as" written natively; false for other signatures. */
+  sendReply(destination: string, replySerial: number, signature: string, value?: unknown): boolean;
   /** D-Bus RequestName reply code (1..4), or a negative errno. */
   requestName(sender: string, name: string, flags: number): number;
   /** D-Bus ReleaseName reply code (1..3), or a negative errno. */

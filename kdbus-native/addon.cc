@@ -67,6 +67,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
                            InstanceMethod("listen", &BusWrap::Listen),
                            InstanceMethod("send", &BusWrap::Send),
                            InstanceMethod("sendError", &BusWrap::SendError),
+                           InstanceMethod("sendReply", &BusWrap::SendReply),
                            InstanceMethod("requestName", &BusWrap::RequestName),
                            InstanceMethod("releaseName", &BusWrap::ReleaseName),
                            InstanceMethod("getNameOwner", &BusWrap::GetNameOwner),
@@ -198,6 +199,32 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     server(info.Env()).send_error(conn(info[0]), info[1].As<Napi::Number>().Uint32Value(),
                                   info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::String>().Utf8Value());
     return info.Env().Undefined();
+  }
+
+  // A method return with a body of one of the shapes most driver methods
+  // answer with ("", "s", "u", "b", "as"), written without going through
+  // the JavaScript marshaller. Returns false for any other signature.
+  Napi::Value SendReply(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string sig = info[2].As<Napi::String>().Utf8Value();
+    wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
+    const std::string dest = info[0].As<Napi::String>().Utf8Value();
+    w.reply_serial(info[1].As<Napi::Number>().Uint32Value()).destination(dest).sender("org.freedesktop.DBus");
+    Napi::Value v = info.Length() > 3 ? info[3] : env.Undefined();
+    if (sig == "s") {
+      w.add_string(v.As<Napi::String>().Utf8Value());
+    } else if (sig == "u") {
+      w.add_uint32(v.As<Napi::Number>().Uint32Value());
+    } else if (sig == "b") {
+      w.add_bool(v.ToBoolean());
+    } else if (sig == "as") {
+      w.add_string_array(string_array(v));
+    } else if (!sig.empty()) {
+      return Napi::Boolean::New(env, false);
+    }
+    Server::Batch batch(server(env));
+    server(env).send_from_bus(w.finish());
+    return Napi::Boolean::New(env, true);
   }
 
   Napi::Value RequestName(const Napi::CallbackInfo& info) {

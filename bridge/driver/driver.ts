@@ -156,6 +156,9 @@ export class Driver {
 
   private reply(call: DriverCall, result: { signature: string; body: unknown[] }): void {
     if (call.flags & NO_REPLY_EXPECTED) return;
+    // The common shapes are written by the addon: dbus-next's serializer is
+    // the slow part of answering AddMatch, NameHasOwner and the like.
+    if (this.ctx.native.sendReply(call.sender, call.serial, result.signature, result.body[0])) return;
     this.send(
       {
         type: MessageType.MethodReturn,
