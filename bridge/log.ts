@@ -10,7 +10,7 @@ export type LogLevel = 'info' | 'warning' | 'error';
 export interface LogSettings {
   /** Write to standard error (off with --syslog-only, or once daemonized). */
   stderr: boolean;
-  /** Requested by --syslog / <syslog/>; not delivered yet, kept for when it is. */
+  /** --syslog / <syslog/>: also to the system log, through the addon. */
   syslog: boolean;
 }
 
@@ -28,7 +28,16 @@ export function logSettings(): Readonly<LogSettings> {
 
 // Every level reads the same on standard error, as dbus-daemon's do; the level
 // matters only to syslog.
-function emit(_level: LogLevel, message: string): void {
+function emit(level: LogLevel, message: string): void {
+  if (settings.syslog) {
+    try {
+      // Loaded lazily: the CLI prints --help and --version without the addon.
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      (require('./native') as typeof import('./native')).native.syslog(level, message);
+    } catch {
+      // No addon, no syslog: standard error still has it.
+    }
+  }
   if (!settings.stderr) return;
   const line = `${program}[${process.pid}]: ${message}\n`;
   try {

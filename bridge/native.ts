@@ -90,6 +90,7 @@ export interface NativeBus {
 
 interface NativeModule {
   Bus: new (options: NativeBusOptions) => NativeBus;
+  syslog(level: 'info' | 'warning' | 'error', message: string): void;
 }
 
 function load(): NativeModule {

@@ -456,8 +456,17 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
   uint64_t match_cookie_ = 0;
 };
 
+}  // namespace
+
+namespace bridge {
+void register_syslog(Napi::Env env, Napi::Object exports);
+}  // namespace bridge
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Bus", BusWrap::Define(env));
+  bridge::register_syslog(env, exports);
   return exports;
 }
 
