@@ -39,6 +39,10 @@ const CLIENTS = [
   // dbus-native has no unix fd passing, and answers calls itself, so it cannot be a monitor.
   { name: 'dbus-native', implementation: 'dbus-native', command: [process.execPath, 'dbus-native.js'], requires: [], nodeModules: ['dbus-native'],
     scenarios: ALL.filter((s) => s !== 'fds' && s !== 'monitor') },
+  { name: 'python3-dbus-next', implementation: 'dbus-next (Python)', command: [PY, 'python-dbus-next.py'], requires: [PY], scenarios: ALL },
+  // dbus-java 2.8 has no UNIX_FD type. The JNI unix socket library lives outside java's default path.
+  { name: 'dbus-java', implementation: 'dbus-java', command: ['java', '-Djava.library.path=/usr/lib/jni', '-jar', '{build}/dbus-java-driver.jar'],
+    requires: ['java', 'javac', 'jar'], build: 'sh dbus-java/build.sh', scenarios: ALL.filter((s) => s !== 'fds') },
 ];
 
 // Debian packages the clients (and the reference buses) need.
@@ -46,6 +50,8 @@ const PACKAGES = ['dbus', 'dbus-bin', 'dbus-daemon', 'dbus-broker', 'python3', '
   'libglib2.0-bin', 'systemd', 'qdbus-qt5', 'qtchooser', 'libnet-dbus-perl',
   // compiled clients: C (libdbus, sd-bus; OpenSSL for sha256), Go, Rust
   'gcc', 'libc6-dev', 'pkg-config', 'libdbus-1-dev', 'libsystemd-dev', 'libssl-dev',
-  'golang-go', 'golang-dbus-dev', 'cargo', 'librust-zbus-dev'];
+  'golang-go', 'golang-dbus-dev', 'cargo', 'librust-zbus-dev',
+  // dbus-java (JNI unix sockets from libunixsocket-java)
+  'default-jdk-headless', 'libdbus-java', 'libunixsocket-java', 'python3-dbus-next'];
 
 module.exports = { SCENARIOS, CLIENTS, PACKAGES };

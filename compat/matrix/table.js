@@ -3,7 +3,9 @@
 
 const MARK = { pass: '✓', fail: '✗', 'n/a': '–' };
 
-function markdown(buses, clients, scenarios, cells) {
+// `failures: false` leaves out the list of failure reasons (the README carries
+// only the table and points at the full results).
+function markdown(buses, clients, scenarios, cells, { failures = true } = {}) {
   const key = (b, c, s) => `${b}\u0000${c}\u0000${s}`;
   const at = new Map(cells.map((x) => [key(x.bus, x.client, x.scenario), x]));
   const lines = [];
@@ -15,7 +17,7 @@ function markdown(buses, clients, scenarios, cells) {
     const row = scenarios.map((s) => buses.map((b) => MARK[(at.get(key(b, c.name, s)) || {}).result] || '?').join(''));
     lines.push(`| ${c.name} | ${c.implementation} | ${row.join(' | ')} |`);
   }
-  const notes = cells.filter((x) => x.result === 'fail');
+  const notes = failures ? cells.filter((x) => x.result === 'fail') : [];
   if (notes.length) {
     lines.push('');
     lines.push('Failures:');
@@ -25,4 +27,22 @@ function markdown(buses, clients, scenarios, cells) {
   return lines.join('\n') + '\n';
 }
 
-module.exports = { markdown };
+const START = '<!-- compat-matrix:start -->';
+const END = '<!-- compat-matrix:end -->';
+
+// Replaces what lies between the two marker lines of `text` with `block`;
+// throws when the markers are missing, doubled or out of order, so that a
+// README is never half rewritten.
+function replaceBetweenMarkers(text, block) {
+  const lines = text.split('\n');
+  const at = (marker) => lines.reduce((found, line, i) => (line.trim() === marker ? [...found, i] : found), []);
+  const starts = at(START);
+  const ends = at(END);
+  if (starts.length !== 1 || ends.length !== 1 || ends[0] < starts[0]) {
+    throw new Error(`needs exactly one "${START}" line followed by one "${END}" line`);
+  }
+  const body = block.replace(/\n+$/, '').split('\n');
+  return [...lines.slice(0, starts[0] + 1), '', ...body, '', ...lines.slice(ends[0])].join('\n');
+}
+
+module.exports = { markdown, replaceBetweenMarkers, START, END };
