@@ -276,17 +276,21 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     state_ = State::Active;
   }
   if (to_driver) {
+    std::shared_ptr<kdbus::Message> seen;
     if (server_.bus().has_monitors()) {
       // Calls the bus consumes still take their place in the order monitors see.
-      auto msg = prepare(h, data, len);
-      msg->dst_id = kdbus::kIdBus;
-      server_.bus().observe(id_, std::move(msg));
+      seen = prepare(h, data, len);
+      seen->dst_id = kdbus::kIdBus;
+      // What a signal to the bus sets off (an activation failure's errors)
+      // is answered on its own, so dbus-daemon's monitors see it first.
+      if (h.type != wire::MsgType::Signal || registering) server_.bus().observe(id_, std::move(seen));
     }
     if (registering) {
       answer_hello(h);
       return;
     }
     if (server_.bus().check_send_to_bus(id_, policy_message(h)) == EACCES) {
+      if (seen) server_.bus().observe(id_, std::move(seen));
       send_failed(EACCES, h);
       return;
     }
@@ -298,6 +302,7 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     call.len = len;
     call.unix_fds = sasl_->unix_fd_negotiated();
     server_.driver_->driver_call(call);
+    if (seen) server_.bus().observe(id_, std::move(seen));
     return;
   }
   forward(h, data, len, std::move(fds));
@@ -362,7 +367,9 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::
 
 void Peer::send_failed(int err, const wire::Header& h) {
   const bool wants_reply = h.type == wire::MsgType::MethodCall && !(h.flags & wire::kNoReplyExpected);
-  if (!wants_reply) return;  // replies nobody waits for and signals are dropped, as dbus-daemon does
+  // A refusal by the security policy is always reported, whatever the
+  // message, as dbus-daemon does; other failures only to a caller waiting.
+  if (!wants_reply && err != EACCES) return;
   std::string dest(h.destination);
   switch (err) {
     case ENXIO:
@@ -422,6 +429,24 @@ std::vector<uint8_t> Peer::driver_signal(const char* member, std::string_view de
   return w.finish();
 }
 
+uint32_t Peer::wire_serial(const std::vector<uint8_t>& bytes) {
+  uint32_t serial = 0;
+  std::memcpy(&serial, bytes.data() + 8, 4);
+  return bytes[0] == 'B' ? __builtin_bswap32(serial) : serial;
+}
+
+// What monitors see where the policy refused a message: the AccessDenied
+// error answering it, to its sender (empty: the bus itself).
+std::vector<uint8_t> Peer::access_denied(uint64_t reply_serial, std::string_view destination) {
+  wire::Writer w(wire::MsgType::Error, server_.next_serial(), wire::kNoReplyExpected);
+  w.error_name("org.freedesktop.DBus.Error.AccessDenied")
+      .reply_serial(static_cast<uint32_t>(reply_serial))
+      .sender(kBusName)
+      .destination(destination.empty() ? std::string_view(kBusName) : destination);
+  w.add_string("The message was rejected by the security policy");
+  return w.finish();
+}
+
 void Peer::to_wire(const kdbus::Delivery& d) {
   const kdbus::Message& m = *d.msg;
   const kdbus::Notification& n = m.notify;
@@ -447,6 +472,9 @@ void Peer::to_wire(const kdbus::Delivery& d) {
       push_bytes(w.finish());
       return;
     }
+    case NotifyKind::Denied:
+      push_bytes(access_denied(m.cookie_reply, n.new_owner));
+      return;
     default:
       break;
   }
@@ -460,7 +488,14 @@ void Peer::to_wire(const kdbus::Delivery& d) {
     // unique name from the driver's answer to Hello.
     if (n.old_id != 0 && n.kind != NotifyKind::IdAdd) push_bytes(driver_signal("NameLost", n.old_owner, {n.name}));
     push_bytes(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}));
-    if (well_known && n.new_id != 0) push_bytes(driver_signal("NameAcquired", n.new_owner, {n.name}));
+    if (well_known && n.new_id != 0) {
+      std::vector<uint8_t> acquired = driver_signal("NameAcquired", n.new_owner, {n.name});
+      const uint32_t serial = wire_serial(acquired);
+      push_bytes(std::move(acquired));
+      // The new owner's policy kept it from that signal: the error the bus
+      // addressed to itself instead.
+      if (n.acquired_denied) push_bytes(access_denied(serial, {}));
+    }
     return;
   }
   if (d.roles & kdbus::kRoleOldOwner) push_bytes(driver_signal("NameLost", name_, {n.name}));

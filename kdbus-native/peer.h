@@ -66,6 +66,8 @@ class Peer {
   void forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds);
   void send_failed(int err, const wire::Header& h);
   void to_wire(const kdbus::Delivery& d);
+  static uint32_t wire_serial(const std::vector<uint8_t>& bytes);
+  std::vector<uint8_t> access_denied(uint64_t reply_serial, std::string_view destination);
   void push_bytes(std::vector<uint8_t> bytes);
   void write_out();
   void update_poll();

@@ -109,7 +109,11 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
     msg->dst_id = kdbus::kDstName;
     msg->dst_name = std::string(h.destination);
   }
-  return bus_.send(as, std::move(msg));
+  int rc = bus_.send(as, msg);
+  // The bus's own message refused by its recipient's policy: nobody is told
+  // but monitors, which see it and the refusal.
+  if (rc == EACCES && as == kdbus::kIdBus && bus_.has_monitors()) bus_.observe_denied(kdbus::kIdBus, std::move(msg));
+  return rc;
 }
 
 void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus::Message& msg) {
@@ -300,16 +304,19 @@ int Server::fail_activation(const std::string& name, std::string_view error, std
   if (it == activators_.end()) return ESRCH;
   const kdbus::ConnId act = it->second;
   Batch batch(*this);
+  bus_.show_unobserved(act);  // the messages before their answers
   kdbus::Delivery d;
   while (bus_.recv(act, 0, 0, d) == 0) {
     const kdbus::Message& m = *d.msg;
-    if (!(d.roles & kdbus::kRoleAddressed) || !(m.flags & kdbus::kMsgExpectReply)) continue;
+    if (!(d.roles & kdbus::kRoleAddressed) || m.src_id == kdbus::kIdBus) continue;
     wire::Writer w(wire::MsgType::Error, 1, wire::kNoReplyExpected);
     w.error_name(error).reply_serial(static_cast<uint32_t>(m.cookie)).sender(kBusName);
     w.destination(kdbus::unique_name(m.src_id));
     w.add_string(text);
-    // Sent through the activator, so the caller's reply wait is settled.
-    if (send_from_bus(w.finish(), nullptr, act) == 0) ++answered;
+    // As dbus-daemon, whatever the message was (signals too). A call is
+    // answered through the activator, so the caller's reply wait is settled.
+    const bool call = m.flags & kdbus::kMsgExpectReply;
+    if (send_from_bus(w.finish(), nullptr, call ? act : kdbus::kIdBus) == 0) ++answered;
   }
   return 0;
 }
@@ -344,10 +351,13 @@ void Server::flush() {
       auto it = activator_names_.find(id);
       kdbus::Delivery first;
       // A name taken within the same batch has already drawn its calls away.
-      if (it == activator_names_.end() || activation_ == nullptr) continue;
-      if (bus_.recv(id, kdbus::kRecvPeek, 0, first) != 0) continue;
+      if (it == activator_names_.end() || activation_ == nullptr || bus_.recv(id, kdbus::kRecvPeek, 0, first) != 0) {
+        bus_.show_unobserved(id);
+        continue;
+      }
       const std::string name = it->second;  // the handler may remove the activator
       activation_->activation_needed(name, first);
+      bus_.show_unobserved(id);
     }
   }
   --batch_depth_;

@@ -91,12 +91,15 @@ export class Activation {
 
   updateEnvironment(vars: Record<string, string>): void {
     Object.assign(this.environment, vars);
-    const systemd = this.ctx.systemdActivation ? this.ctx.native.getNameOwner(SYSTEMD_NAME) : null;
-    if (systemd === null) return;
-    // Units systemd starts for us see the same environment; nobody waits for its answer.
+    if (!this.ctx.systemdActivation) return;
+    // Units systemd starts for us see the same environment; nobody waits for
+    // its answer. Before systemd is on the bus the call waits at its
+    // activator (addressed by name), as dbus-daemon has it activate systemd.
+    const owner = this.ctx.native.getNameOwner(SYSTEMD_NAME);
+    if (owner === null && !this.entries.has(SYSTEMD_NAME)) return;
     const { bytes } = encode({
       type: MessageType.MethodCall,
-      destination: systemd,
+      destination: owner ?? SYSTEMD_NAME,
       path: '/org/freedesktop/systemd1',
       interface: 'org.freedesktop.systemd1.Manager',
       member: 'SetEnvironment',

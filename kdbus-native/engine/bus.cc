@@ -176,9 +176,50 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     return m;
   }
 
+  // Tells monitors that the policy kept a message from one recipient, the
+  // way dbus-daemon shows them the error it would have answered with.
+  // `addressee` is who that error would go to (kIdBus: the bus itself).
+  // With `tell`, the addressee gets that error too.
+  void capture_denial(uint64_t cookie, ConnId addressee, bool tell = false) {
+    Connection* told = tell ? find(addressee) : nullptr;
+    if (monitors == 0 && told == nullptr) return;
+    auto m = std::make_shared<Message>();
+    m->src_id = kIdBus;
+    m->dst_id = addressee == kIdBus ? kDstName : addressee;
+    m->cookie_reply = cookie;
+    m->notify.kind = NotifyKind::Denied;
+    m->notify.new_id = addressee;
+    if (addressee != kIdBus) m->notify.new_owner = unique_name(addressee);
+    m->view.type = 3;
+    std::shared_ptr<const Message> frozen = stamp(m);
+    if (told != nullptr) enqueue(*told, frozen, kRoleAddressed);
+    for (auto& [id, conn] : conns) {
+      if (conn->is_monitor() && monitor_wants(*conn, *frozen, kIdBus, addressee)) enqueue(*conn, frozen, kRoleEavesdrop);
+    }
+  }
+
+  // The NameAcquired a new owner would get is the bus's message to it, so
+  // its receive rules apply (dbus-daemon does not exempt its own signals).
+  bool refuses_name_acquired(const Connection& c) const {
+    if (!policy) return false;
+    const std::string dest = unique_name(c.id());
+    PolicyMessage pm;
+    pm.type = 4;
+    pm.path = kDriverPath;
+    pm.interface = kDriverInterface;
+    pm.member = "NameAcquired";
+    pm.destination = dest;
+    return !c.policy().can_receive(pm, false, false, kIdBus, *this).allowed;
+  }
+
   // A bus-produced signal: matched by rules; `old_id`/`new_id` additionally
   // get the name-owner roles.
   void emit_broadcast(const std::shared_ptr<Message>& mut, ConnId old_owner, ConnId new_owner) {
+    const NotifyKind kind = mut->notify.kind;
+    if (new_owner != 0 && (kind == NotifyKind::NameAdd || kind == NotifyKind::NameChange)) {
+      const Connection* c = find(new_owner);
+      mut->notify.acquired_denied = c != nullptr && refuses_name_acquired(*c);
+    }
     std::shared_ptr<const Message> m = stamp(mut);
     MatchContext ctx{this, kIdBus, 0, false};
     for (auto& [id, conn] : conns) {
@@ -191,7 +232,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
         if (any_rule_matches(c, *m, ctx, false) &&
             (!policy || c.policy().can_receive(policy_view(*m), false, false, kIdBus, *this).allowed))
           roles |= kRoleMatched;
-        if (id == new_owner) roles |= kRoleNewOwner;
+        if (id == new_owner && !m->notify.acquired_denied) roles |= kRoleNewOwner;
       }
       if (roles != 0) enqueue(c, m, roles);
     }
@@ -238,11 +279,20 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     Connection* act = find(act_id);
     Connection* owner = find(new_owner);
     if (act == nullptr || owner == nullptr || act_id == new_owner) return;
+    show_unobserved(*act);
     auto moved = act->queue().extract_if([&](const Delivery& d) {
       return (d.roles & kRoleAddressed) && d.msg->dst_id == kDstName && d.msg->dst_name == name;
     });
     for (Delivery& d : moved) {
-      if (d.msg->flags & kMsgExpectReply) replies.move_callee(d.msg->src_id, d.msg->cookie, act_id, new_owner);
+      const Message& m = *d.msg;
+      // Only now is the recipient known, so the policy is asked again, as
+      // dbus-daemon does when it delivers what waited for activation.
+      if (policy && m.src_id != kIdBus && check_delivery(m.src_id, policy_view(m), *owner, false, false) != 0) {
+        if (m.flags & kMsgExpectReply) replies.take(m.src_id, act_id, m.cookie);
+        capture_denial(m.cookie, m.src_id, true);
+        continue;
+      }
+      if (m.flags & kMsgExpectReply) replies.move_callee(m.src_id, m.cookie, act_id, new_owner);
       enqueue(*owner, d.msg, d.roles);
     }
   }
@@ -280,6 +330,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   void deliver_broadcast(const std::shared_ptr<const Message>& m) {
     MatchContext ctx{this, m->src_id, 0, false};
     const PolicyMessage pm = policy_view(*m);
+    size_t refused = 0;
     for (auto& [id, conn] : conns) {
       Connection& c = *conn;
       uint32_t roles = 0;
@@ -287,22 +338,47 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
         if (monitor_wants(c, *m, m->src_id, 0)) roles = kRoleEavesdrop;
       } else if (c.is_ordinary() && !c.matches().empty()) {
         if (any_rule_matches(c, *m, ctx, false)) roles = kRoleMatched;
-        if (roles != 0 && policy && check_delivery(m->src_id, pm, c, false, false) != 0) roles = 0;
+        if (roles != 0 && policy && check_delivery(m->src_id, pm, c, false, false) != 0) {
+          roles = 0;
+          ++refused;
+        }
       }
       if (roles != 0 && can_take_copy(c, *m)) enqueue(c, m, roles);
     }
+    // After the signal itself, as monitors of dbus-daemon see them; the
+    // sender is not told.
+    for (size_t i = 0; i < refused; ++i) capture_denial(m->cookie, m->src_id);
   }
 
   void deliver_unicast(const std::shared_ptr<const Message>& m, Connection& dst) {
+    // What wakes an activator is shown to observers only after the
+    // activation request it causes; later ones queue behind it.
+    const bool defer = dst.is_activator() && m->src_id != kIdBus &&
+                       (dst.queue().empty() || !dst.unobserved().empty());
     enqueue(dst, m, kRoleAddressed);
     if (eavesdrop_rules == 0 && monitors == 0) return;
-    MatchContext ctx{this, m->src_id, dst.id(), false};
+    if (defer) {
+      dst.unobserved().push_back(m);
+      return;
+    }
+    copy_to_observers(m, dst.id());
+  }
+
+  void show_unobserved(Connection& act) {
+    std::vector<std::shared_ptr<const Message>> held;
+    held.swap(act.unobserved());
+    for (const auto& m : held) copy_to_observers(m, act.id());
+  }
+
+  // Eavesdroppers' and monitors' copies of a unicast message to `dst_id`.
+  void copy_to_observers(const std::shared_ptr<const Message>& m, ConnId dst_id) {
+    MatchContext ctx{this, m->src_id, dst_id, false};
     for (auto& [id, conn] : conns) {
       Connection& c = *conn;
-      if (&c == &dst) continue;
+      if (id == dst_id) continue;
       bool wants = false;
       if (c.is_monitor()) {
-        wants = monitor_wants(c, *m, m->src_id, dst.id());
+        wants = monitor_wants(c, *m, m->src_id, dst_id);
       } else if (c.is_ordinary() && c.eavesdrop_rules() != 0) {
         wants = any_rule_matches(c, *m, ctx, true) &&
                 (!policy || check_delivery(m->src_id, policy_view(*m), c, false, true) == 0);
@@ -443,7 +519,22 @@ int Bus::observe(ConnId sender, std::shared_ptr<Message> msg) {
   return 0;
 }
 
+int Bus::observe_denied(ConnId sender, std::shared_ptr<Message> msg) {
+  if (!msg) return EINVAL;
+  const uint64_t cookie = msg->cookie;
+  observe(sender, std::move(msg));
+  s_->capture_denial(cookie, sender);
+  return 0;
+}
+
 bool Bus::has_monitors() const { return s_->monitors != 0; }
+
+int Bus::show_unobserved(ConnId activator) {
+  Connection* c = s_->find(activator);
+  if (c == nullptr) return ENXIO;
+  s_->show_unobserved(*c);
+  return 0;
+}
 
 int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   Connection* c = s_->find(id);

@@ -147,6 +147,14 @@ class Bus {
   // place in the global order and monitors see it; nobody else receives it.
   int observe(ConnId sender, std::shared_ptr<Message> msg);
   bool has_monitors() const;
+  // A message the policy kept from its recipient where nobody gets told
+  // (the bus's own signals): monitors see it, then the refusal.
+  int observe_denied(ConnId sender, std::shared_ptr<Message> msg);
+  // Messages that woke an activator reach monitors and eavesdroppers only
+  // through this, called once the activation they caused has been asked
+  // for (dbus-daemon shows the request first). Ones sent while some are
+  // held wait behind them.
+  int show_unobserved(ConnId activator);
 
   // BecomeMonitor: releases the connection's names (NameLost to it,
   // hand-over to waiters), fails calls waiting on it, announces its unique
@@ -209,7 +217,10 @@ class Bus {
   // reload takes effect at once for everyone. NAME_ACQUIRE answers EACCES
   // when the policy forbids owning the name; SEND answers EACCES when the
   // sender may not send or the addressee may not receive a unicast message,
-  // and leaves out broadcast and eavesdropping receivers that may not have it.
+  // and leaves out broadcast and eavesdropping receivers that may not have it
+  // (monitors get a Denied notification for each broadcast receiver left
+  // out). A call that waited at an activator is checked again against the
+  // owner that takes the name; if refused there its sender gets Denied.
   void set_policy(std::shared_ptr<const PolicyConfig> policy);
   // May a client with these credentials connect at all?
   bool can_connect(const Metadata& md) const;

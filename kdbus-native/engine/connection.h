@@ -3,6 +3,7 @@
 // entries. Name ownership and reply waits live in the registries that span
 // connections (names.h, reply.h).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,10 @@ class Connection {
   void turn_into_monitor(std::vector<MatchRule> filter);
   void clear_matches();
 
+  // An activator's messages that monitors have not seen yet: they are shown
+  // once the activation they caused has been requested (dbus-daemon's order).
+  std::vector<std::shared_ptr<const Message>>& unobserved() { return unobserved_; }
+
  private:
   ConnId id_;
   uint64_t flags_;
@@ -70,6 +75,7 @@ class Connection {
   ClientPolicy policy_;
   std::vector<MatchEntry> matches_;  // in the order added
   size_t eavesdrop_rules_ = 0;
+  std::vector<std::shared_ptr<const Message>> unobserved_;
 };
 
 }  // namespace kdbus

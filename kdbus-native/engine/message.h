@@ -57,6 +57,9 @@ enum class NotifyKind : uint8_t {
   NameChange,    // a name moved from old_id to new_id
   ReplyDead,     // the callee went without answering: cookie_reply is the call's cookie
   ReplyTimeout,  // the deadline passed: cookie_reply is the call's cookie
+  // Only monitors get these: the policy refused a message to one recipient
+  // (cookie_reply is its cookie; new_owner the sender, "" for the bus).
+  Denied,
 };
 
 struct Notification {
@@ -65,6 +68,8 @@ struct Notification {
   ConnId new_id = 0;  // 0 = none
   std::string name;   // well-known name, or the unique name for Id*
   std::string old_owner, new_owner;  // unique names ("" = none), for matching NameOwnerChanged args
+  // The new owner's policy refuses the NameAcquired this change implies.
+  bool acquired_denied = false;
 };
 
 struct Message {
