@@ -506,20 +506,19 @@ void Peer::to_wire(const kdbus::Delivery& d) {
 // Deliveries stay in the engine queue (where the receiver's limits apply)
 // until the socket takes them: only a window of them is staged for writing.
 void Peer::pull_and_write() {
-  for (;;) {
-    bool more = false;
+  while (!closed_) {
     if (id_ != 0) {
       kdbus::Delivery d;
-      while (out_bytes_ < kOutWindow && !closed_) {
-        if (server_.bus().recv(id_, 0, 0, d) != 0) break;
-        to_wire(d);
-        more = true;
-      }
+      while (out_bytes_ < kOutWindow && server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
     }
+    // Nothing staged means the engine queue is empty too: the next delivery
+    // wakes us through queue_ready.
+    if (out_.empty()) break;
     write_out();
-    // Written out completely with the engine queue possibly not drained: go on.
-    if (closed_ || !more || !out_.empty()) break;
+    // Still staged: the socket is full, and becoming writable wakes us.
+    if (!out_.empty()) break;
   }
+  update_poll();
 }
 
 void Peer::write_out() {

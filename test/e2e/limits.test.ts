@@ -6,6 +6,7 @@ import { Message } from 'dbus-next';
 import { RunningBus, sessionLikeConfig, startBus } from '../helpers/bus';
 import { callDriver, connect } from '../helpers/client';
 import { spawnTracked, terminate, waitForLine } from '../helpers/processes';
+import { startService, TEST_INTERFACE, TEST_PATH } from '../helpers/service';
 
 const PAYLOAD = 64 * 1024;
 const LIMIT = 1024 * 1024;
@@ -108,6 +109,40 @@ describe('auth_timeout', () => {
       expect((await callDriver(other.bus, 'GetId')).body[0]).toMatch(/^[0-9a-f]{32}$/);
       await other.close();
     } finally {
+      await bus.stop();
+    }
+  });
+});
+
+describe('large messages to a reader', () => {
+  test('several large calls in flight all reach a service that reads, and all replies return', async () => {
+    const bus = await startBus({
+      config: sessionLikeConfig('{dir}', '<limit name="max_message_size">134217728</limit>'),
+    });
+    const service = await startService(bus.address, 'com.example.Large');
+    const client = await connect(bus.address);
+    try {
+      // More bytes in flight than the socket buffers and the bus's write
+      // window hold at once, so delivery has to resume as the service reads.
+      const texts = [0, 1, 2, 3, 4, 5].map((i) => String.fromCharCode(97 + i).repeat(700 * 1024));
+      const replies = await Promise.all(
+        texts.map((t) =>
+          client.bus.call(
+            new Message({
+              destination: 'com.example.Large',
+              path: TEST_PATH,
+              interface: TEST_INTERFACE,
+              member: 'Echo',
+              signature: 's',
+              body: [t],
+            }),
+          ),
+        ),
+      );
+      expect(replies.map((r) => r?.body[0])).toEqual(texts);
+    } finally {
+      await client.close();
+      await service.stop();
       await bus.stop();
     }
   });
