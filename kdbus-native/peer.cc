@@ -16,8 +16,8 @@ namespace {
 
 constexpr const char* kBusName = "org.freedesktop.DBus";
 constexpr const char* kBusPath = "/org/freedesktop/DBus";
-constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kIdleBuffer = 4 * 1024;  // what an idle connection keeps for input
+constexpr size_t kKeepBuffer = 1024 * 1024;
 constexpr int kReadsPerWakeup = 16;
 constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
 constexpr int kMaxIov = 64;
@@ -96,8 +96,10 @@ void Peer::on_readable() {
 bool Peer::read_once(bool& eof) {
   if (in_start_ == in_end_) {
     in_start_ = in_end_ = 0;
-    // A burst or a large message grew the buffer; an idle connection gives it back.
-    if (in_.size() > kReadChunk) {
+    // A very large message grew the buffer; give it back rather than keep it
+    // per connection (buffers up to that size are reused, saving a realloc
+    // and extra reads per message for clients that send large messages).
+    if (in_.size() > kKeepBuffer) {
       std::vector<uint8_t>().swap(in_);
     }
   }
