@@ -78,6 +78,7 @@ export function startBus(opts: BusOptions): RunningBus {
     serviceHelper: () => config.serviceHelper,
     systemdActivation: opts.systemdActivation,
     log,
+    servicesChanged: () => driver?.activatableServicesChanged(),
   });
   driver = new Driver({
     native: bus,
@@ -89,9 +90,11 @@ export function startBus(opts: BusOptions): RunningBus {
       if (opts.configPath === undefined) return;
       // Parsed again so a broken file is reported to the caller; the running
       // configuration is kept in that case.
-      config = loadConfig(opts.configPath);
+      const next = loadConfig(opts.configPath);
+      const policy = compilePolicy(next, { warn: log.warn });
+      config = next;
       bus.setLimits(config.limits);
-      bus.setPolicy(compilePolicy(config, { warn: log.warn }));
+      bus.setPolicy(policy);
       activation?.reload(config.serviceDirs);
     },
     updateActivationEnvironment: (vars) => activation?.updateEnvironment(vars),

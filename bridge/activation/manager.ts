@@ -39,6 +39,8 @@ export interface ActivationContext {
   serviceHelper(): string | undefined;
   systemdActivation: boolean;
   log: { info(m: string): void; warn(m: string): void };
+  /** The set of activatable names changed on a reload. */
+  servicesChanged(): void;
 }
 
 interface PendingStart {
@@ -59,12 +61,14 @@ export class Activation {
   private entries = new Map<string, ServiceEntry>();
   private readonly pending = new Map<string, PendingStart>();
   private readonly environment: Record<string, string> = {};
+  private loaded = false;
 
   constructor(private readonly ctx: ActivationContext) {}
 
   /** Reads the service directories again and brings the activators in line. */
   reload(dirs: readonly string[]): void {
     const next = loadServiceFiles(dirs, (m) => this.ctx.log.warn(m));
+    const changed = next.size !== this.entries.size || [...next.keys()].some((n) => !this.entries.has(n));
     for (const name of this.entries.keys()) {
       if (next.has(name)) continue;
       if (this.pending.has(name)) {
@@ -79,6 +83,8 @@ export class Activation {
     }
     // A start already under way keeps the entry it began with.
     this.entries = next;
+    if (this.loaded && changed) this.ctx.servicesChanged();
+    this.loaded = true;
   }
 
   names(): string[] {

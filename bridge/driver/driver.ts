@@ -149,6 +149,11 @@ export class Driver {
     );
   }
 
+  /** The set of activatable names changed (a reload found new or removed service files). */
+  activatableServicesChanged(): void {
+    this.send({ type: MessageType.Signal, path: BUS_PATH, interface: BUS_NAME, member: 'ActivatableServicesChanged' });
+  }
+
   private send(msg: Parameters<typeof encode>[0]): void {
     const { bytes, fds } = encode(msg);
     this.ctx.native.send(bytes, fds);

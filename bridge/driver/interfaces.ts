@@ -67,6 +67,8 @@ export const INTERFACES: InterfaceSpec[] = [
       '    <signal name="NameAcquired">',
       '      <arg type="s"/>',
       '    </signal>',
+      '    <signal name="ActivatableServicesChanged">',
+      '    </signal>',
     ].join('\n'),
   },
   {

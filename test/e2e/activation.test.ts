@@ -235,3 +235,36 @@ describe('a Debian service started from the standard session service directories
     }
   });
 });
+
+describe('ActivatableServicesChanged', () => {
+  // A dbus 1.16 addition: dbus-daemon 1.14 does not send it, so this checks only the bridge.
+  const bridgeOnly = process.env.KDBUS_BRIDGE_TEST_DAEMON === undefined ? test : test.skip;
+  bridgeOnly('a reload that finds a new service file announces it; one that changes nothing does not', async () => {
+    const bus = await startActivationBus((dir) => {
+      mkdirSync(join(dir, 'services'));
+      return `<servicedir>${join(dir, 'services')}</servicedir>`;
+    });
+    const client = await connect(bus.address);
+    try {
+      await callDriver(client.bus, 'AddMatch', 's', [
+        "type='signal',sender='org.freedesktop.DBus',member='ActivatableServicesChanged'",
+      ]);
+      const changes = () =>
+        client.received.filter((m) => m.member === 'ActivatableServicesChanged' && m.sender === 'org.freedesktop.DBus').length;
+
+      await callDriver(client.bus, 'ReloadConfig');
+      await callDriver(client.bus, 'GetId');
+      expect(changes()).toBe(0);
+
+      serviceFile(join(bus.dir, 'services'), 'com.example.Appeared', '/bin/false');
+      await callDriver(client.bus, 'ReloadConfig');
+      await callDriver(client.bus, 'GetId');
+      expect(changes()).toBe(1);
+      const names = (await callDriver(client.bus, 'ListActivatableNames')).body[0] as string[];
+      expect(names).toContain('com.example.Appeared');
+    } finally {
+      await client.close();
+      await bus.stop();
+    }
+  });
+});
