@@ -85,7 +85,8 @@ export function startBus(opts: BusOptions): RunningBus {
     guid,
     machineId: machineId(),
     busUid: os.userInfo().uid,
-    features: () => ['HeaderFiltering', ...(opts.systemdActivation ? ['SystemdActivation'] : [])],
+    // As dbus-daemon orders them; ActivatableServicesChanged is sent on reload.
+    features: () => ['ActivatableServicesChanged', 'HeaderFiltering', ...(opts.systemdActivation ? ['SystemdActivation'] : [])],
     reloadConfig: () => {
       if (opts.configPath === undefined) return;
       // Parsed again so a broken file is reported to the caller; the running
