@@ -67,4 +67,6 @@ function main(argv) {
   return run.status === 0 && counts.failed === 0 ? 0 : 1;
 }
 
-process.exitCode = main(process.argv.slice(2));
+module.exports = { count };
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
