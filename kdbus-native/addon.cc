@@ -57,6 +57,9 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   get("max_names_per_connection", engine.max_names);
   // What waits for a receiver's socket waits in its engine queue.
   get("max_outgoing_bytes", engine.max_queued_bytes);
+  get("max_outgoing_unix_fds", engine.max_queued_fds);
+  get("max_incoming_unix_fds", server.max_incoming_unix_fds);
+  get("pending_fd_timeout", server.pending_fd_timeout_ms);
 }
 
 class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, public bridge::ActivationHandler {

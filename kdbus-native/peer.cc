@@ -85,6 +85,7 @@ void Peer::on_readable() {
     bool eof = false;
     bool got = read_once(eof);
     if (got) process_input();
+    if (!closed_) check_pending_fds();
     if (eof) {
       close("connection closed by peer");
       return;
@@ -150,6 +151,25 @@ bool Peer::read_once(bool& eof) {
   return true;
 }
 
+// Fds that arrived ahead of the rest of their message wait in in_fds_:
+// bounded in number (max_incoming_unix_fds) and in time (pending_fd_timeout).
+void Peer::check_pending_fds() {
+  if (in_fds_.empty()) {
+    fds_pending_since_ms = 0;
+    return;
+  }
+  const ServerLimits& limits = server_.config().limits;
+  if (limits.max_incoming_unix_fds != 0 && in_fds_.size() > limits.max_incoming_unix_fds) {
+    close("more file descriptors pending than max_incoming_unix_fds");
+    return;
+  }
+  // As in dbus-daemon, root is trusted not to pin fds in the bus.
+  if (fds_pending_since_ms == 0 && !(metadata_.has_creds && metadata_.uid == 0)) {
+    fds_pending_since_ms = uv_now(server_.loop_);
+    server_.fds_pending(*this);
+  }
+}
+
 void Peer::process_input() {
   while (!closed_ && in_start_ < in_end_) {
     const uint8_t* data = in_.data() + in_start_;
@@ -172,10 +192,6 @@ void Peer::process_input() {
       state_ = State::AwaitHello;
       if (!server_.bus().can_connect(metadata_)) {
         close("the security policy does not allow this user to connect");
-        return;
-      }
-      if (!in_fds_.empty()) {
-        close("file descriptors sent during authentication");
         return;
       }
       continue;

@@ -42,6 +42,7 @@ class Peer {
   bool counted_completed = false;
   uid_t counted_uid = static_cast<uid_t>(-1);
   uint64_t accepted_at_ms = 0;  // loop time when accepted, for auth_timeout
+  uint64_t fds_pending_since_ms = 0;  // fds received, their message not yet complete; 0 = none
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
 
@@ -57,6 +58,7 @@ class Peer {
   void on_readable();
   bool read_once(bool& eof);
   void process_input();
+  void check_pending_fds();
   void handle_message(const uint8_t* data, size_t len);
   void answer_hello(const wire::Header& h);
   void reply_unregistered(const wire::Header& h, std::string_view name, std::string_view text);

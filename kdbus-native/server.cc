@@ -78,7 +78,7 @@ void Server::on_accept(ListenSocket& ls) {
     p->accepted_at_ms = uv_now(loop_);
     peers_.emplace(p, std::move(peer));
     p->start();
-    arm_auth_timer();
+    arm_sweep();
   }
 }
 
@@ -164,9 +164,9 @@ void Server::disconnect(kdbus::ConnId id, const char* why) {
 
 void Server::shutdown() {
   Batch batch(*this);
-  if (auth_timer_) {
-    uv_timer_stop(auth_timer_.get());
-    uv_close(reinterpret_cast<uv_handle_t*>(auth_timer_.release()),
+  if (sweep_timer_) {
+    uv_timer_stop(sweep_timer_.get());
+    uv_close(reinterpret_cast<uv_handle_t*>(sweep_timer_.release()),
              [](uv_handle_t* h) { std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(h)); });
   }
   if (reply_timer_) {
@@ -213,29 +213,47 @@ void Server::release(Peer& p) {
   p.counted_uid = static_cast<uid_t>(-1);
 }
 
-void Server::arm_auth_timer() {
-  if (config_.limits.auth_timeout_ms == 0) return;
-  if (!auth_timer_) {
-    auth_timer_ = std::make_unique<uv_timer_t>();
-    uv_timer_init(loop_, auth_timer_.get());
-    auth_timer_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(auth_timer_.get()));
-  }
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(auth_timer_.get()))) return;
-  // One sweep a second is precise enough for a limit measured in seconds.
-  uv_timer_start(auth_timer_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->expire_incomplete(); }, 1000, 1000);
+void Server::fds_pending(Peer& p) {
+  (void)p;
+  arm_sweep();
 }
 
-void Server::expire_incomplete() {
+void Server::arm_sweep() {
+  if (config_.limits.auth_timeout_ms == 0 && config_.limits.pending_fd_timeout_ms == 0) return;
+  if (!sweep_timer_) {
+    sweep_timer_ = std::make_unique<uv_timer_t>();
+    uv_timer_init(loop_, sweep_timer_.get());
+    sweep_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(sweep_timer_.get()));
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(sweep_timer_.get()))) return;
+  // One sweep a second is precise enough for limits measured in seconds.
+  uv_timer_start(sweep_timer_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->sweep(); }, 1000, 1000);
+}
+
+void Server::sweep() {
   Batch batch(*this);
+  const ServerLimits& l = config_.limits;
   const uint64_t now = uv_now(loop_);
-  std::vector<Peer*> late;
+  std::vector<std::pair<Peer*, const char*>> late;
+  bool waiting = false;
   for (auto& kv : peers_) {
     Peer* p = kv.first;
-    if (p->counted_incomplete && now - p->accepted_at_ms >= config_.limits.auth_timeout_ms) late.push_back(p);
+    if (p->counted_incomplete) {
+      waiting = true;
+      if (l.auth_timeout_ms != 0 && now - p->accepted_at_ms >= l.auth_timeout_ms) {
+        late.emplace_back(p, "did not complete authentication and Hello within auth_timeout");
+        continue;
+      }
+    }
+    if (p->fds_pending_since_ms != 0) {
+      waiting = true;
+      if (l.pending_fd_timeout_ms != 0 && now - p->fds_pending_since_ms >= l.pending_fd_timeout_ms)
+        late.emplace_back(p, "file descriptors waited longer than pending_fd_timeout for their message");
+    }
   }
-  for (Peer* p : late) p->close("did not complete authentication and Hello within auth_timeout");
-  if (incomplete_ == 0 && auth_timer_) uv_timer_stop(auth_timer_.get());
+  for (auto& [p, why] : late) p->close(why);
+  if (!waiting && sweep_timer_) uv_timer_stop(sweep_timer_.get());
 }
 
 uint64_t Server::reply_deadline() const {

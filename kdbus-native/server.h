@@ -63,6 +63,8 @@ struct ServerLimits {
   size_t max_connections_per_user = 0;
   uint64_t reply_timeout_ms = 0;  // 0 = replies may take forever
   uint64_t auth_timeout_ms = 0;   // 0 = a client may take forever to say Hello
+  size_t max_incoming_unix_fds = 0;     // fds received ahead of the rest of their message
+  uint64_t pending_fd_timeout_ms = 0;   // how long such fds may wait for it
 };
 
 struct ServerConfig {
@@ -139,14 +141,19 @@ class Server : public kdbus::QueueListener {
   struct ListenSocket;
 
   void on_accept(ListenSocket& ls);
+ public:
+  void fds_pending(Peer& p);
+ private:
   // A peer says Hello: empty when it may complete, else why a connection
   // limit forbids it (dbus-daemon's LimitsExceeded text).
   std::string admit(Peer& p, uid_t uid);
   void release(Peer& p);
   void arm_reply_timer();
-  // Disconnects clients that have not completed Hello within auth_timeout.
-  void arm_auth_timer();
-  void expire_incomplete();
+  // Once a second while armed: disconnects clients that have not completed
+  // Hello within auth_timeout, or hold fds for a message that does not
+  // arrive within pending_fd_timeout.
+  void arm_sweep();
+  void sweep();
   void mark_dirty(Peer* p);
   void peer_closed(Peer* p);
   void flush();
@@ -167,7 +174,7 @@ class Server : public kdbus::QueueListener {
   size_t completed_ = 0;
   std::unordered_map<uid_t, size_t> per_user_;
   std::unique_ptr<uv_timer_t> reply_timer_;
-  std::unique_ptr<uv_timer_t> auth_timer_;
+  std::unique_ptr<uv_timer_t> sweep_timer_;
   ActivationHandler* activation_ = nullptr;
   std::unordered_map<std::string, kdbus::ConnId> activators_;
   std::unordered_map<kdbus::ConnId, std::string> activator_names_;

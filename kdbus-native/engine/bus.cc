@@ -142,7 +142,9 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     return it == conns.end() ? nullptr : it->second.get();
   }
 
-  QueueLimits queue_limits() const { return QueueLimits{limits.max_queued_messages, limits.max_queued_bytes}; }
+  QueueLimits queue_limits() const {
+    return QueueLimits{limits.max_queued_messages, limits.max_queued_bytes, limits.max_queued_fds};
+  }
 
   void enqueue(Connection& c, const std::shared_ptr<const Message>& m, uint32_t roles) {
     if (c.queue().push(Delivery{m, roles}) && listener != nullptr) listener->queue_ready(c.id(), c.owner());
@@ -152,7 +154,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   // fd capability and queue bounds by being left out, never by failing the send.
   bool can_take_copy(const Connection& c, const Message& m) const {
     if (carries_fds(m) && !c.accepts_fds()) return false;
-    return c.queue().fits(m.payload ? m.payload->size() : 0, queue_limits());
+    return c.queue().fits(m, queue_limits());
   }
 
   bool any_rule_matches(const Connection& c, const Message& m, const MatchContext& ctx, bool eavesdrop_only) const {
@@ -496,7 +498,7 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   if (s_->policy) {
     if (int err = s_->check_delivery(sender, policy_view(*msg), *dst, is_reply, false)) return err;
   }
-  if (!dst->queue().fits(msg->payload ? msg->payload->size() : 0, s_->queue_limits())) return ENOBUFS;
+  if (!dst->queue().fits(*msg, s_->queue_limits())) return ENOBUFS;
   if ((msg->flags & kMsgExpectReply) && checked) {
     if (int err = s_->replies.add(sender, dst->id(), msg->cookie, msg->timeout_ns, s_->limits.max_pending_replies)) {
       return err;

@@ -90,6 +90,7 @@ struct BusLimits {
   size_t max_pending_replies = 128;  // per caller (EMLINK)
   size_t max_queued_messages = 0;    // per receiver (ENOBUFS for unicast; copies are dropped)
   size_t max_queued_bytes = 0;       // payload bytes per receiver, likewise
+  size_t max_queued_fds = 0;         // unix fds waiting per receiver, likewise
   size_t max_match_rules = 0;        // per connection (EMFILE)
   size_t max_names = 0;              // names per connection, its unique name included (E2BIG)
 };

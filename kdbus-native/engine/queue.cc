@@ -8,15 +8,21 @@ size_t ReceiveQueue::size_of(const Delivery& d) {
   return d.msg && d.msg->payload ? d.msg->payload->size() : 0;
 }
 
-bool ReceiveQueue::fits(size_t bytes, const QueueLimits& limits) const {
+size_t ReceiveQueue::fds_of(const Delivery& d) { return d.msg && d.msg->fds ? d.msg->fds->fds.size() : 0; }
+
+bool ReceiveQueue::fits(const Message& m, const QueueLimits& limits) const {
+  const size_t bytes = m.payload ? m.payload->size() : 0;
+  const size_t fds = m.fds ? m.fds->fds.size() : 0;
   if (limits.max_messages != 0 && entries_.size() + 1 > limits.max_messages) return false;
   if (limits.max_bytes != 0 && bytes_ + bytes > limits.max_bytes) return false;
+  if (limits.max_fds != 0 && fds != 0 && fds_ + fds > limits.max_fds) return false;
   return true;
 }
 
 bool ReceiveQueue::push(Delivery d) {
   bool was_empty = entries_.empty();
   bytes_ += size_of(d);
+  fds_ += fds_of(d);
   entries_.push_back(std::move(d));
   return was_empty;
 }
@@ -39,6 +45,7 @@ bool ReceiveQueue::take(bool use_priority, int64_t max_priority, bool keep, Deli
     return true;
   }
   bytes_ -= size_of(*pick);
+  fds_ -= fds_of(*pick);
   out = std::move(*pick);
   entries_.erase(pick);
   return true;
@@ -47,6 +54,7 @@ bool ReceiveQueue::take(bool use_priority, int64_t max_priority, bool keep, Deli
 void ReceiveQueue::clear() {
   entries_.clear();
   bytes_ = 0;
+  fds_ = 0;
 }
 
 }  // namespace kdbus

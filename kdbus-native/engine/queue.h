@@ -12,12 +12,13 @@ namespace kdbus {
 struct QueueLimits {
   size_t max_messages = 0;  // 0 = unlimited
   size_t max_bytes = 0;     // payload bytes; 0 = unlimited
+  size_t max_fds = 0;       // unix fds travelling with the queued messages; 0 = unlimited
 };
 
 class ReceiveQueue {
  public:
-  // Whether one more message of `bytes` fits (ENOBUFS otherwise).
-  bool fits(size_t bytes, const QueueLimits& limits) const;
+  // Whether one more message `m` fits (ENOBUFS otherwise).
+  bool fits(const Message& m, const QueueLimits& limits) const;
 
   // Appends; true when the queue was empty before (the fd turns readable).
   bool push(Delivery d);
@@ -33,6 +34,7 @@ class ReceiveQueue {
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (pred(*it)) {
         bytes_ -= size_of(*it);
+        fds_ -= fds_of(*it);
         taken.push_back(std::move(*it));
         it = entries_.erase(it);
       } else {
@@ -48,10 +50,12 @@ class ReceiveQueue {
   bool empty() const { return entries_.empty(); }
 
   static size_t size_of(const Delivery& d);
+  static size_t fds_of(const Delivery& d);
 
  private:
   std::deque<Delivery> entries_;
   size_t bytes_ = 0;
+  size_t fds_ = 0;
 };
 
 }  // namespace kdbus

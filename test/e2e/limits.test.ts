@@ -147,3 +147,37 @@ describe('large messages to a reader', () => {
     }
   });
 });
+
+describe('pending_fd_timeout', () => {
+  // dbus-daemon keeps such a connection; kdbus-bridge does not let a client
+  // pin file descriptors in the bus with a message it never finishes. Root
+  // is trusted, as in dbus-daemon, so the client runs as nobody.
+  const bridgeOnly = process.env.KDBUS_BRIDGE_TEST_DAEMON === undefined ? test : test.skip;
+  bridgeOnly('a client holding fds for a message it never completes is disconnected', async () => {
+    const bus = await startBus({
+      config: sessionLikeConfig(
+        '{dir}',
+        '<limit name="pending_fd_timeout">1000</limit><policy context="default"><allow user="*"/></policy>',
+      ),
+    });
+    try {
+      const { chmodSync } = await import('fs');
+      chmodSync(bus.dir, 0o755);
+      const path = /unix:path=([^,]+)/.exec(bus.address)?.[1] as string;
+      const { run } = await import('../helpers/processes');
+      const { fixture, PYTHON } = await import('../helpers/service');
+      // The script goes in on stdin: nobody may not be able to reach the checkout.
+      const r = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', PYTHON, '-', path], {
+        timeoutMs: 20000,
+        input: readFileSync(fixture('pending_fds.py'), 'utf8'),
+      });
+      expect(r.stdout).toMatch(/AGREE_UNIX_FD/);
+      expect(r.stdout).toMatch(/^closed /m);
+      const other = await connect(bus.address);
+      expect((await callDriver(other.bus, 'GetId')).body[0]).toMatch(/^[0-9a-f]{32}$/);
+      await other.close();
+    } finally {
+      await bus.stop();
+    }
+  });
+});
