@@ -1,5 +1,8 @@
 #include "policy.h"
 
+#include <fstream>
+#include <string>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -189,6 +192,18 @@ Verdict ClientPolicy::can_receive(const PolicyMessage& m, bool requested_reply, 
   });
 }
 
+// dbus-daemon asks systemd-logind (sd_uid_get_seats) whether a user has a
+// seat; logind keeps that in /run/systemd/users/UID as a SEATS= line. Without
+// logind nobody is at the console, as for dbus-daemon.
+static bool user_at_console(uid_t uid) {
+  std::ifstream f("/run/systemd/users/" + std::to_string(uid));
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("SEATS=", 0) == 0) return line.size() > 6;
+  }
+  return false;
+}
+
 ClientPolicy make_client_policy(const std::shared_ptr<const PolicyConfig>& policy, const Metadata& md) {
   ClientPolicy c;
   if (!policy) return c;
@@ -203,7 +218,7 @@ ClientPolicy make_client_policy(const std::shared_ptr<const PolicyConfig>& polic
   if (md.has_creds) {
     auto it = policy->user_rules.find(md.uid);
     if (it != policy->user_rules.end()) append(c.send_, c.receive_, c.own_, it->second);
-    append(c.send_, c.receive_, c.own_, policy->no_console_rules);
+    append(c.send_, c.receive_, c.own_, user_at_console(md.uid) ? policy->console_rules : policy->no_console_rules);
   }
   append(c.send_, c.receive_, c.own_, policy->mandatory_rules);
   return c;

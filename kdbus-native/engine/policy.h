@@ -7,9 +7,8 @@
 // block, then the blocks of each of its groups, of its user, the at_console
 // blocks, and the mandatory block, concatenated when it connects (so a
 // message costs one pass over the rules of its kind); the last rule that
-// matches decides, and nothing matching means "deny". Nobody counts as being
-// at the console (there is no console-ownership database behind the bus), so
-// at_console="true" blocks never apply and at_console="false" ones always do.
+// matches decides, and nothing matching means "deny". A user is at the
+// console when systemd-logind lists a seat for it, as dbus-daemon decides.
 #include <sys/types.h>
 
 #include <cstdint>
