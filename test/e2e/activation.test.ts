@@ -2,7 +2,7 @@ import { Message } from 'dbus-next';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { daemonPath } from '../helpers/bus';
+import { daemonPath, sessionLikeConfig } from '../helpers/bus';
 import { callDriver, callError, Client, connect } from '../helpers/client';
 import { run, spawnTracked, terminate, waitForLine } from '../helpers/processes';
 import { fixture, PYTHON, TEST_INTERFACE, TEST_PATH } from '../helpers/service';
@@ -19,23 +19,7 @@ interface ActivationBus {
 async function startActivationBus(body: (dir: string) => string, env: NodeJS.ProcessEnv = {}): Promise<ActivationBus> {
   const dir = mkdtempSync(join(tmpdir(), 'kdbus-bridge-activation-'));
   const configFile = join(dir, 'bus.conf');
-  writeFileSync(
-    configFile,
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=${dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-${body(dir)}
-</busconfig>
-`,
-  );
+  writeFileSync(configFile, sessionLikeConfig(dir, body(dir)));
   const child = spawnTracked(daemonPath(), [`--config-file=${configFile}`, '--print-address', '--nofork'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
