@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "server.h"
 #include "wire/fields.h"
@@ -17,7 +18,9 @@ namespace {
 constexpr const char* kBusName = "org.freedesktop.DBus";
 constexpr const char* kBusPath = "/org/freedesktop/DBus";
 constexpr size_t kIdleBuffer = 4 * 1024;  // what an idle connection keeps for input
-constexpr size_t kKeepBuffer = 1024 * 1024;
+// A message at least this long that is not read completely yet is read into a
+// buffer of its own, and its body goes out from there.
+constexpr size_t kLargeMessage = 16 * 1024;
 constexpr int kReadsPerWakeup = 16;
 constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
 constexpr int kMaxIov = 64;
@@ -94,16 +97,10 @@ void Peer::on_readable() {
   }
 }
 
-bool Peer::read_once(bool& eof) {
-  if (in_start_ == in_end_) {
-    in_start_ = in_end_ = 0;
-    // A very large message grew the buffer; give it back rather than keep it
-    // per connection (buffers up to that size are reused, saving a realloc
-    // and extra reads per message for clients that send large messages).
-    if (in_.size() > kKeepBuffer) {
-      std::vector<uint8_t>().swap(in_);
-    }
-  }
+// Room to read into at the end of in_.
+void Peer::prepare_input() {
+  // in_ only grows to hold messages shorter than kLargeMessage.
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
   if (in_.empty()) in_.resize(kIdleBuffer);
   if (in_.size() - in_end_ < kIdleBuffer / 2) {
     if (in_start_ > 0) {
@@ -113,7 +110,17 @@ bool Peer::read_once(bool& eof) {
     }
     if (in_.size() - in_end_ < kIdleBuffer / 2) in_.resize(std::max(in_.size() * 2, in_end_ + kIdleBuffer));
   }
-  struct iovec iov = {in_.data() + in_end_, in_.size() - in_end_};
+}
+
+bool Peer::read_once(bool& eof) {
+  struct iovec iov;
+  if (large_.buffer) {
+    // Only this message's bytes: what follows it goes to in_ as usual.
+    iov = {large_.buffer->data() + large_.filled, large_.total - large_.filled};
+  } else {
+    prepare_input();
+    iov = {in_.data() + in_end_, in_.size() - in_end_};
+  }
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
   struct msghdr mh {};
   mh.msg_iov = &iov;
@@ -147,7 +154,11 @@ bool Peer::read_once(bool& eof) {
     eof = true;
     return false;
   }
-  in_end_ += static_cast<size_t>(n);
+  if (large_.buffer) {
+    large_.filled += static_cast<size_t>(n);
+  } else {
+    in_end_ += static_cast<size_t>(n);
+  }
   return true;
 }
 
@@ -171,6 +182,11 @@ void Peer::check_pending_fds() {
 }
 
 void Peer::process_input() {
+  if (large_.buffer) {
+    if (large_.filled < large_.total) return;
+    LargeInput done = std::exchange(large_, LargeInput{});
+    handle_message(done.buffer->data(), done.total, done.buffer);
+  }
   while (!closed_ && in_start_ < in_end_) {
     const uint8_t* data = in_.data() + in_start_;
     size_t avail = in_end_ - in_start_;
@@ -213,6 +229,14 @@ void Peer::process_input() {
       return;
     }
     if (avail < total) {
+      if (total >= kLargeMessage) {
+        large_.buffer = server_.buffers().take(total);
+        large_.total = total;
+        large_.filled = avail;
+        std::memcpy(large_.buffer->data(), data, avail);
+        in_start_ = in_end_ = 0;
+        return;
+      }
       // Make room for the whole message so the next reads complete it.
       if (in_.size() - in_start_ < total) {
         std::memmove(in_.data(), data, avail);
@@ -223,11 +247,12 @@ void Peer::process_input() {
       return;
     }
     in_start_ += total;
-    handle_message(data, total);
+    handle_message(data, total, nullptr);
   }
 }
 
-void Peer::handle_message(const uint8_t* data, size_t len) {
+// `buffer` is what data points into when the message has a buffer of its own.
+void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr<std::vector<uint8_t>>& buffer) {
   wire::Header h;
   std::string err;
   if (!wire::parse_message(data, len, h, err)) {
@@ -297,7 +322,7 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     std::shared_ptr<kdbus::Message> seen;
     if (server_.bus().has_monitors()) {
       // Calls the bus consumes still take their place in the order monitors see.
-      seen = prepare(h, data, len);
+      seen = prepare(h, data, len, buffer);
       seen->dst_id = kdbus::kIdBus;
       // What a signal to the bus sets off (an activation failure's errors)
       // is answered on its own, so dbus-daemon's monitors see it first.
@@ -323,7 +348,7 @@ void Peer::handle_message(const uint8_t* data, size_t len) {
     if (seen) server_.bus().observe(id_, std::move(seen));
     return;
   }
-  forward(h, data, len, std::move(fds));
+  forward(h, data, len, buffer, std::move(fds));
 }
 
 // An error to a client that has no engine connection yet, written directly.
@@ -346,21 +371,32 @@ void Peer::answer_hello(const wire::Header& h) {
   server_.send_from_bus(driver_signal("NameAcquired", name_, {name_}));
 }
 
-std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8_t* data, size_t len) {
-  auto bytes = std::make_shared<std::vector<uint8_t>>();
-  bytes->reserve(h.body_offset + name_.size() + 16 + h.body_length);
-  wire::write_forward_header(h, name_, *bytes);
-  bytes->insert(bytes->end(), data + h.body_offset, data + len);
-  wire::Header out;
-  wire::read_trusted_fields(bytes->data(), bytes->size(), out);
+// The message as receivers get it: the bus's header (with SENDER), then the
+// body, copied behind it when small, referred to where it was read when the
+// message has a buffer of its own.
+std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8_t* data, size_t len,
+                                              const std::shared_ptr<std::vector<uint8_t>>& buffer) {
   auto msg = std::make_shared<kdbus::Message>();
-  describe(out, *bytes, *msg);
-  msg->payload = std::move(bytes);
+  kdbus::Payload& p = msg->payload;
+  const size_t body_len = len - h.body_offset;
+  p.head.reserve(h.body_offset + name_.size() + 16 + (buffer ? 0 : body_len));
+  wire::write_forward_header(h, name_, p.head);
+  if (buffer) {
+    p.body_buffer = buffer;
+    p.body = data + h.body_offset;
+    p.body_len = body_len;
+  } else {
+    p.head.insert(p.head.end(), data + h.body_offset, data + len);
+  }
+  wire::Header out;
+  wire::read_trusted_fields(p.head.data(), p.head.size(), out);
+  describe(out, *msg);
   return msg;
 }
 
-void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds) {
-  auto msg = prepare(h, data, len);
+void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
+                   const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds) {
+  auto msg = prepare(h, data, len, buffer);
   msg->fds = std::move(fds);
   if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
   if (!h.has_destination) {
@@ -431,8 +467,10 @@ void Peer::send_failed(int err, const wire::Header& h) {
 }
 
 void Peer::push_bytes(std::vector<uint8_t> bytes) {
+  auto p = std::make_shared<kdbus::Payload>();
+  p->head = std::move(bytes);
   Out o;
-  o.data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  o.data = std::move(p);
   out_bytes_ += o.data->size();
   out_.push_back(std::move(o));
   server_.mark_dirty(this);
@@ -472,7 +510,7 @@ void Peer::to_wire(const kdbus::Delivery& d) {
   switch (n.kind) {
     case NotifyKind::None: {
       Out o;
-      o.data = m.payload;
+      o.data = std::shared_ptr<const kdbus::Payload>(d.msg, &m.payload);  // shares the message
       o.fds = m.fds;
       out_bytes_ += o.data->size();
       out_.push_back(std::move(o));
@@ -561,11 +599,17 @@ void Peer::write_out() {
         std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
       }
     }
-    for (auto it = out_.begin(); it != out_.end() && n_iov < kMaxIov; ++it) {
+    for (auto it = out_.begin(); it != out_.end() && n_iov + 2 <= kMaxIov; ++it) {
       if (it != out_.begin() && it->fds && !it->fds->fds.empty()) break;
-      iov[n_iov].iov_base = const_cast<uint8_t*>(it->data->data() + it->offset);
-      iov[n_iov].iov_len = it->data->size() - it->offset;
-      ++n_iov;
+      const kdbus::Payload& p = *it->data;
+      size_t skip = it->offset;
+      if (skip < p.head.size()) {
+        iov[n_iov++] = {const_cast<uint8_t*>(p.head.data() + skip), p.head.size() - skip};
+        skip = 0;
+      } else {
+        skip -= p.head.size();
+      }
+      if (p.body_len > skip) iov[n_iov++] = {const_cast<uint8_t*>(p.body + skip), p.body_len - skip};
     }
     mh.msg_iov = iov;
     mh.msg_iovlen = n_iov;

@@ -49,23 +49,33 @@ class Peer {
  private:
   enum class State { Auth, AwaitHello, Active };
   struct Out {
-    kdbus::Payload data;
+    std::shared_ptr<const kdbus::Payload> data;
     std::shared_ptr<kdbus::FdSet> fds;
-    size_t offset = 0;
+    size_t offset = 0;  // bytes of data already written
+  };
+  // A message being read into a buffer of its own: large bodies are sent
+  // from where they were read (see prepare).
+  struct LargeInput {
+    std::shared_ptr<std::vector<uint8_t>> buffer;
+    size_t total = 0;  // the message's length
+    size_t filled = 0;
   };
 
   static void on_poll(uv_poll_t* handle, int status, int events);
   void on_readable();
+  void prepare_input();
   bool read_once(bool& eof);
   void process_input();
   void check_pending_fds();
-  void handle_message(const uint8_t* data, size_t len);
+  void handle_message(const uint8_t* data, size_t len, const std::shared_ptr<std::vector<uint8_t>>& buffer);
   void answer_hello(const wire::Header& h);
   void reply_unregistered(const wire::Header& h, std::string_view name, std::string_view text);
-  std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len);
+  std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len,
+                                          const std::shared_ptr<std::vector<uint8_t>>& buffer);
   std::vector<uint8_t> driver_signal(const char* member, std::string_view destination,
                                      std::initializer_list<std::string_view> args);
-  void forward(const wire::Header& h, const uint8_t* data, size_t len, std::shared_ptr<kdbus::FdSet> fds);
+  void forward(const wire::Header& h, const uint8_t* data, size_t len,
+               const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds);
   void send_failed(int err, const wire::Header& h);
   void to_wire(const kdbus::Delivery& d);
   static uint32_t wire_serial(const std::vector<uint8_t>& bytes);
@@ -89,6 +99,7 @@ class Peer {
 
   std::vector<uint8_t> in_;
   size_t in_start_ = 0, in_end_ = 0;
+  LargeInput large_;  // buffer set while a large message is being read
   std::deque<util::UniqueFd> in_fds_;
   std::deque<Out> out_;
   size_t out_bytes_ = 0;  // total size of what out_ holds

@@ -94,15 +94,14 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
   uint32_t serial = next_serial();
   if (bytes[0] == 'B') serial = __builtin_bswap32(serial);
   std::memcpy(bytes.data() + 8, &serial, 4);
-  auto payload = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  auto msg = std::make_shared<kdbus::Message>();
+  msg->payload.head = std::move(bytes);
+  const std::vector<uint8_t>& head = msg->payload.head;
   wire::Header h;
   std::string err;
-  if (!wire::parse_message(payload->data(), payload->size(), h, err)) return EINVAL;
-
-  auto msg = std::make_shared<kdbus::Message>();
-  msg->payload = payload;
+  if (!wire::parse_message(head.data(), head.size(), h, err)) return EINVAL;
   msg->fds = std::move(fds);
-  describe(h, *payload, *msg);
+  describe(h, *msg);
   if (!h.has_destination) {
     msg->dst_id = kdbus::kDstBroadcast;
   } else if (!kdbus::parse_unique_name(h.destination, msg->dst_id)) {
@@ -116,7 +115,7 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
   return rc;
 }
 
-void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus::Message& msg) {
+void describe(const wire::Header& h, kdbus::Message& msg) {
   msg.view.type = static_cast<uint8_t>(h.type);
   msg.view.path = h.path;
   msg.view.interface = h.interface;
@@ -128,9 +127,13 @@ void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus:
   switch (h.type) {
     case wire::MsgType::Signal:
       msg.flags |= kdbus::kMsgSignal;
-      wire::for_each_string_arg(h, payload.data(), payload.size(), [&](uint8_t index, char type, std::string_view v) {
-        msg.view.args.push_back({index, type, v});
-      });
+      if (h.body_length != 0) {
+        const kdbus::Payload& p = msg.payload;
+        const uint8_t* body = p.body != nullptr ? p.body : p.head.data() + h.body_offset;
+        wire::for_each_string_arg(h, body, h.body_length, [&](uint8_t index, char type, std::string_view v) {
+          msg.view.args.push_back({index, type, v});
+        });
+      }
       break;
     case wire::MsgType::MethodCall:
       if (!(h.flags & wire::kNoReplyExpected)) msg.flags |= kdbus::kMsgExpectReply;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/bus.h"
+#include "engine/pool.h"
 #include "wire/address.h"
 #include "wire/message.h"
 #include "wire/sasl.h"
@@ -25,8 +26,8 @@ class Peer;
 void close_poll(std::unique_ptr<uv_poll_t> poll);
 
 // Fills the routing flags, cookies and match view of `msg` from a parsed
-// header whose views point into `payload` (the bytes the message carries).
-void describe(const wire::Header& h, const std::vector<uint8_t>& payload, kdbus::Message& msg);
+// header whose views point into msg.payload (the bytes the message carries).
+void describe(const wire::Header& h, kdbus::Message& msg);
 
 // A message addressed to org.freedesktop.DBus, for the driver.
 struct DriverCall {
@@ -83,6 +84,7 @@ class Server : public kdbus::QueueListener {
   bool listen(std::string_view addresses, std::vector<std::string>& printable, std::string& err);
 
   kdbus::Bus& bus() { return bus_; }
+  kdbus::BufferPool& buffers() { return buffers_; }
   const ServerConfig& config() const { return config_; }
   void set_limits(const ServerLimits& limits) { config_.limits = limits; }
   // An absolute CLOCK_MONOTONIC deadline for a call sent now, 0 for none.
@@ -162,6 +164,8 @@ class Server : public kdbus::QueueListener {
   ServerConfig config_;
   DriverHandler* driver_;
   kdbus::Bus bus_;
+  // Large message bodies are read into these and sent from them.
+  kdbus::BufferPool buffers_{8, 16 * 1024 * 1024};
   std::vector<std::unique_ptr<ListenSocket>> listeners_;
   std::unordered_map<Peer*, std::unique_ptr<Peer>> peers_;
   std::unordered_map<kdbus::ConnId, Peer*> by_id_;

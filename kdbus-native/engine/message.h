@@ -2,6 +2,7 @@
 // What travels through the engine: a message (opaque payload plus the few
 // header facts routing and matching need), kernel notifications, and the
 // per-receiver delivery record a receive queue holds.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,8 +25,18 @@ enum MsgFlags : uint64_t {
   kMsgSignal = 1ull << 2,
 };
 
-// The payload bytes, shared by every receiver of a message (no per-receiver copy).
-using Payload = std::shared_ptr<const std::vector<uint8_t>>;
+// The bytes of a message as receivers get them: a head the bus wrote (the
+// whole message, for a small one), then for a large message its body, left
+// in the buffer it was read into. A message is shared by all its receivers,
+// so neither part is ever copied per receiver.
+struct Payload {
+  std::vector<uint8_t> head;
+  std::shared_ptr<const std::vector<uint8_t>> body_buffer;  // keeps `body` alive
+  const uint8_t* body = nullptr;
+  size_t body_len = 0;
+
+  size_t size() const { return head.size() + body_len; }
+};
 
 // Unix fds travelling with a message; shared across receivers, closed when
 // the last reference goes.

@@ -5,13 +5,13 @@
 namespace kdbus {
 
 size_t ReceiveQueue::size_of(const Delivery& d) {
-  return d.msg && d.msg->payload ? d.msg->payload->size() : 0;
+  return d.msg ? d.msg->payload.size() : 0;
 }
 
 size_t ReceiveQueue::fds_of(const Delivery& d) { return d.msg && d.msg->fds ? d.msg->fds->fds.size() : 0; }
 
 bool ReceiveQueue::fits(const Message& m, const QueueLimits& limits) const {
-  const size_t bytes = m.payload ? m.payload->size() : 0;
+  const size_t bytes = m.payload.size();
   const size_t fds = m.fds ? m.fds->fds.size() : 0;
   if (limits.max_messages != 0 && entries_.size() + 1 > limits.max_messages) return false;
   if (limits.max_bytes != 0 && bytes_ + bytes > limits.max_bytes) return false;

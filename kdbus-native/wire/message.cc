@@ -365,7 +365,8 @@ void for_each_string_arg(const Header& h, const uint8_t* data, size_t len,
   constexpr size_t kMaxArgIndex = 63;
   const bool be = h.big_endian;
   const std::string_view sig = h.signature;
-  size_t pos = h.body_offset;
+  // The body starts 8-aligned in the message, so alignment counts from it alike.
+  size_t pos = 0;
   size_t i = 0;
   // The message was validated, but the walk still refuses to read past len
   // so that misuse cannot turn into an out-of-bounds read.

@@ -74,8 +74,9 @@ bool parse_message(const uint8_t* data, size_t len, Header& out, std::string& er
 
 // Calls fn(index, type, value) for each top-level body argument, up to index
 // 63, that is a STRING ('s') or OBJECT_PATH ('o'), for match rules (argN,
-// argNpath, arg0namespace). The message must have passed parse_message.
-void for_each_string_arg(const Header& h, const uint8_t* data, size_t len,
+// argNpath, arg0namespace). `body` is the message's body (wherever it is
+// kept; h.body_offset is not used); the message must have passed parse_message.
+void for_each_string_arg(const Header& h, const uint8_t* body, size_t body_len,
                          const std::function<void(uint8_t index, char type, std::string_view value)>& fn);
 
 // Appends to `out` the header the bus forwards for message `h`: the same
