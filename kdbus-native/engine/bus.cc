@@ -13,6 +13,7 @@
 
 #include "connection.h"
 #include "match_eval.h"
+#include "match_index.h"
 #include "names.h"
 #include "reply.h"
 
@@ -157,20 +158,22 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     return c.queue().fits(m, queue_limits());
   }
 
-  bool any_rule_matches(const Connection& c, const Message& m, const MatchContext& ctx, bool eavesdrop_only) const {
-    for (const MatchEntry& e : c.matches()) {
-      if (eavesdrop_only && !e.rule.eavesdrop) continue;
-      if (rule_matches(e.rule, m, ctx)) return true;
-    }
-    return false;
+  // `probe` describes `m` as sent by ctx.sender; the index only picks which
+  // rules to evaluate.
+  bool any_rule_matches(const Connection& c, const Message& m, const MatchContext& ctx, const MatchProbe& probe,
+                        bool eavesdrop_only) const {
+    return c.match_index().any_of(probe, [&](const MatchRule& rule) {
+      if (eavesdrop_only && !rule.eavesdrop) return false;
+      return rule_matches(rule, m, ctx);
+    });
   }
 
   // Monitors see everything, or what one of their rules selects when they
   // gave some (BecomeMonitor's filter list).
-  bool monitor_wants(const Connection& c, const Message& m, ConnId sender, ConnId recipient) const {
+  bool monitor_wants(const Connection& c, const Message& m, const MatchProbe& probe, ConnId recipient) const {
     if (c.matches().empty()) return true;
-    MatchContext ctx{this, sender, recipient, true};
-    return any_rule_matches(c, m, ctx, false);
+    MatchContext ctx{this, probe.sender(), recipient, true};
+    return any_rule_matches(c, m, ctx, probe, false);
   }
 
   std::shared_ptr<const Message> stamp(const std::shared_ptr<Message>& m) {
@@ -195,8 +198,9 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     m->view.type = 3;
     std::shared_ptr<const Message> frozen = stamp(m);
     if (told != nullptr) enqueue(*told, frozen, kRoleAddressed);
+    const MatchProbe probe(frozen->view, kIdBus);
     for (auto& [id, conn] : conns) {
-      if (conn->is_monitor() && monitor_wants(*conn, *frozen, kIdBus, addressee)) enqueue(*conn, frozen, kRoleEavesdrop);
+      if (conn->is_monitor() && monitor_wants(*conn, *frozen, probe, addressee)) enqueue(*conn, frozen, kRoleEavesdrop);
     }
   }
 
@@ -224,14 +228,15 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     }
     std::shared_ptr<const Message> m = stamp(mut);
     MatchContext ctx{this, kIdBus, 0, false};
+    const MatchProbe probe(m->view, kIdBus);
     for (auto& [id, conn] : conns) {
       Connection& c = *conn;
       uint32_t roles = 0;
       if (c.is_monitor()) {
-        if (monitor_wants(c, *m, kIdBus, 0)) roles = kRoleEavesdrop;
+        if (monitor_wants(c, *m, probe, 0)) roles = kRoleEavesdrop;
       } else if (c.is_ordinary()) {
         if (id == old_owner) roles |= kRoleOldOwner;
-        if (any_rule_matches(c, *m, ctx, false) &&
+        if (any_rule_matches(c, *m, ctx, probe, false) &&
             (!policy || c.policy().can_receive(policy_view(*m), false, false, kIdBus, *this).allowed))
           roles |= kRoleMatched;
         if (id == new_owner && !m->notify.acquired_denied) roles |= kRoleNewOwner;
@@ -269,8 +274,9 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     std::shared_ptr<const Message> frozen = stamp(m);
     enqueue(*caller, frozen, kRoleAddressed);
     if (monitors == 0) return;
+    const MatchProbe probe(frozen->view, kIdBus);
     for (auto& [id, conn] : conns) {
-      if (conn->is_monitor() && monitor_wants(*conn, *frozen, kIdBus, r.caller)) enqueue(*conn, frozen, kRoleEavesdrop);
+      if (conn->is_monitor() && monitor_wants(*conn, *frozen, probe, r.caller)) enqueue(*conn, frozen, kRoleEavesdrop);
     }
   }
 
@@ -331,15 +337,16 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
 
   void deliver_broadcast(const std::shared_ptr<const Message>& m) {
     MatchContext ctx{this, m->src_id, 0, false};
+    const MatchProbe probe(m->view, m->src_id);
     const PolicyMessage pm = policy_view(*m);
     size_t refused = 0;
     for (auto& [id, conn] : conns) {
       Connection& c = *conn;
       uint32_t roles = 0;
       if (c.is_monitor()) {
-        if (monitor_wants(c, *m, m->src_id, 0)) roles = kRoleEavesdrop;
+        if (monitor_wants(c, *m, probe, 0)) roles = kRoleEavesdrop;
       } else if (c.is_ordinary() && !c.matches().empty()) {
-        if (any_rule_matches(c, *m, ctx, false)) roles = kRoleMatched;
+        if (any_rule_matches(c, *m, ctx, probe, false)) roles = kRoleMatched;
         if (roles != 0 && policy && check_delivery(m->src_id, pm, c, false, false) != 0) {
           roles = 0;
           ++refused;
@@ -375,14 +382,15 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   // Eavesdroppers' and monitors' copies of a unicast message to `dst_id`.
   void copy_to_observers(const std::shared_ptr<const Message>& m, ConnId dst_id) {
     MatchContext ctx{this, m->src_id, dst_id, false};
+    const MatchProbe probe(m->view, m->src_id);
     for (auto& [id, conn] : conns) {
       Connection& c = *conn;
       if (id == dst_id) continue;
       bool wants = false;
       if (c.is_monitor()) {
-        wants = monitor_wants(c, *m, m->src_id, dst_id);
+        wants = monitor_wants(c, *m, probe, dst_id);
       } else if (c.is_ordinary() && c.eavesdrop_rules() != 0) {
-        wants = any_rule_matches(c, *m, ctx, true) &&
+        wants = any_rule_matches(c, *m, ctx, probe, true) &&
                 (!policy || check_delivery(m->src_id, policy_view(*m), c, false, true) == 0);
       }
       if (wants && can_take_copy(c, *m)) enqueue(c, m, kRoleEavesdrop);
@@ -515,8 +523,9 @@ int Bus::observe(ConnId sender, std::shared_ptr<Message> msg) {
   if (!msg) return EINVAL;
   msg->src_id = sender;
   std::shared_ptr<const Message> m = s_->stamp(msg);
+  const MatchProbe probe(m->view, sender);
   for (auto& [id, conn] : s_->conns) {
-    if (conn->is_monitor() && s_->monitor_wants(*conn, *m, sender, 0)) s_->enqueue(*conn, m, kRoleEavesdrop);
+    if (conn->is_monitor() && s_->monitor_wants(*conn, *m, probe, 0)) s_->enqueue(*conn, m, kRoleEavesdrop);
   }
   return 0;
 }

@@ -14,22 +14,39 @@ Connection::Connection(ConnId id, HelloParams params)
       metadata_(std::move(params.metadata)) {}
 
 void Connection::add_match(uint64_t cookie, MatchRule rule) {
-  if (rule.eavesdrop) ++eavesdrop_rules_;
   matches_.push_back(MatchEntry{cookie, std::move(rule)});
+  index_entry_or_drop();
+  if (matches_.back().rule.eavesdrop) ++eavesdrop_rules_;
+}
+
+// An entry the index does not know would never be evaluated: it goes again
+// if indexing fails.
+void Connection::index_entry_or_drop() {
+  try {
+    index_.insert(matches_.back().rule);
+  } catch (...) {
+    matches_.pop_back();
+    throw;
+  }
 }
 
 size_t Connection::remove_match(uint64_t cookie) {
-  size_t before = matches_.size();
-  auto end = std::remove_if(matches_.begin(), matches_.end(), [&](const MatchEntry& e) {
-    if (e.cookie != cookie) return false;
-    if (e.rule.eavesdrop) --eavesdrop_rules_;
-    return true;
-  });
-  matches_.erase(end, matches_.end());
-  return before - matches_.size();
+  size_t removed = 0;
+  for (auto it = matches_.begin(); it != matches_.end();) {
+    if (it->cookie != cookie) {
+      ++it;
+      continue;
+    }
+    if (it->rule.eavesdrop) --eavesdrop_rules_;
+    index_.erase(it->rule);
+    it = matches_.erase(it);
+    ++removed;
+  }
+  return removed;
 }
 
 void Connection::clear_matches() {
+  index_.clear();
   matches_.clear();
   eavesdrop_rules_ = 0;
 }
@@ -37,7 +54,10 @@ void Connection::clear_matches() {
 void Connection::turn_into_monitor(std::vector<MatchRule> filter) {
   flags_ |= kHelloMonitor;
   clear_matches();
-  for (MatchRule& r : filter) matches_.push_back(MatchEntry{0, std::move(r)});
+  for (MatchRule& r : filter) {
+    matches_.push_back(MatchEntry{0, std::move(r)});
+    index_entry_or_drop();
+  }
 }
 
 const MatchEntry* Connection::find_match(const MatchRule& rule) const {

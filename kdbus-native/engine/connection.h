@@ -3,6 +3,7 @@
 // entries. Name ownership and reply waits live in the registries that span
 // connections (names.h, reply.h).
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "bus.h"
 #include "match.h"
+#include "match_index.h"
 #include "message.h"
 #include "metadata.h"
 #include "policy.h"
@@ -25,6 +27,9 @@ struct MatchEntry {
 class Connection {
  public:
   Connection(ConnId id, HelloParams params);
+  // The match index points into the connection's own entries.
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   ConnId id() const { return id_; }
   uint64_t flags() const { return flags_; }
@@ -52,8 +57,10 @@ class Connection {
   void add_match(uint64_t cookie, MatchRule rule);
   size_t remove_match(uint64_t cookie);  // how many entries went
   const MatchEntry* find_match(const MatchRule& rule) const;
-  const std::vector<MatchEntry>& matches() const { return matches_; }
+  const std::list<MatchEntry>& matches() const { return matches_; }
   size_t eavesdrop_rules() const { return eavesdrop_rules_; }
+  // Narrows a message down to the rules worth evaluating (match_index.h).
+  const MatchIndex& match_index() const { return index_; }
 
   // BecomeMonitor: the connection stops being a peer; its rules become the
   // monitor's filter.
@@ -65,6 +72,8 @@ class Connection {
   std::vector<std::shared_ptr<const Message>>& unobserved() { return unobserved_; }
 
  private:
+  void index_entry_or_drop();
+
   ConnId id_;
   uint64_t flags_;
   void* owner_;
@@ -73,7 +82,8 @@ class Connection {
   Metadata metadata_;
   ReceiveQueue queue_;
   ClientPolicy policy_;
-  std::vector<MatchEntry> matches_;  // in the order added
+  std::list<MatchEntry> matches_;  // in the order added; entries never move
+  MatchIndex index_;                // over exactly the rules in matches_
   size_t eavesdrop_rules_ = 0;
   std::vector<std::shared_ptr<const Message>> unobserved_;
 };
