@@ -378,7 +378,8 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
       obj.Set("groups", arr);
     }
     if (m.has_seclabel) obj.Set("seclabel", Napi::Buffer<char>::Copy(env, m.seclabel.data(), m.seclabel.size()));
-    if (m.pidfd && m.pidfd->valid()) obj.Set("pidfd", Napi::Number::New(env, m.pidfd->get()));
+    std::shared_ptr<util::UniqueFd> pidfd = m.pidfd ? m.pidfd : server(env).peer_pidfd(ci.id);
+    if (pidfd && pidfd->valid()) obj.Set("pidfd", Napi::Number::New(env, pidfd->get()));
     return obj;
   }
 

@@ -55,46 +55,64 @@ Peer::Peer(Server& server, util::UniqueFd fd, bool is_unix)
   sasl_ = std::make_unique<wire::SaslServer>(sasl, peer_uid);
 }
 
-Peer::~Peer() { close_poll(std::move(poll_)); }
+// The socket leaves the poller when the Peer closes it, on destruction.
+Peer::~Peer() = default;
+
+std::shared_ptr<util::UniqueFd> Peer::pidfd() {
+  if (!pidfd_asked_ && is_unix_ && !closed_) {
+    pidfd_asked_ = true;
+    pidfd_ = kdbus::capture_pidfd(fd_.get());
+  }
+  return pidfd_;
+}
 
 void Peer::start() {
-  poll_ = std::make_unique<uv_poll_t>();
-  uv_poll_init(server_.loop_, poll_.get(), fd_.get());
-  poll_->data = this;
-  update_poll();
-}
-
-void Peer::update_poll() {
-  if (!poll_ || closed_) return;
-  int want = UV_READABLE | (out_.empty() ? 0 : UV_WRITABLE);
-  if (want == poll_events_) return;
-  poll_events_ = want;
-  uv_poll_start(poll_.get(), want, &Peer::on_poll);
-}
-
-void Peer::on_poll(uv_poll_t* handle, int status, int events) {
-  auto* self = static_cast<Peer*>(handle->data);
-  Server::Batch batch(self->server_);
-  if (status < 0) {
-    self->close("socket error");
+  // Clients speak first, and most have by the time they are accepted: read
+  // before waiting. Registering after the read reports only what is new.
+  on_readable(false);
+  if (closed_) return;
+  if (int err = server_.poller_.add(fd_.get(), this)) {
+    close(std::string("cannot watch the socket: ") + std::strerror(err));
     return;
   }
-  if (events & UV_WRITABLE) self->pull_and_write();
-  if (!self->closed_ && (events & UV_READABLE)) self->on_readable();
+  registered_ = true;
 }
 
-void Peer::on_readable() {
+// Only a socket that filled up once watches for writability; the poller's
+// edges need no re-arming after that.
+void Peer::update_poll() {
+  if (closed_ || !registered_ || watch_writable_ || out_.empty()) return;
+  if (int err = server_.poller_.watch_writable(fd_.get(), this)) {
+    close(std::string("cannot watch the socket: ") + std::strerror(err));
+    return;
+  }
+  watch_writable_ = true;
+}
+
+void Peer::on_events(uint32_t events) {
+  if (closed_) return;
+  Server::Batch batch(server_);
+  if (events & EPOLLOUT) pull_and_write();
+  if (!closed_ && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    on_readable(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+}
+
+// Edge-triggered: the socket is read until it is empty, or for a bounded
+// number of reads after which the peer waits for another turn.
+void Peer::on_readable(bool hangup) {
   for (int i = 0; i < kReadsPerWakeup && !closed_; ++i) {
-    bool eof = false;
-    bool got = read_once(eof);
+    bool eof = false, drained = false;
+    bool got = read_once(eof, drained);
     if (got) process_input();
     if (!closed_) check_pending_fds();
     if (eof) {
       close("connection closed by peer");
       return;
     }
-    if (!got) return;
+    // A hang-up reported with this edge stays unseen unless read to the end.
+    if (!got || (drained && !hangup)) return;
   }
+  if (!closed_) server_.read_later(this);
 }
 
 // Room to read into at the end of in_.
@@ -112,7 +130,10 @@ void Peer::prepare_input() {
   }
 }
 
-bool Peer::read_once(bool& eof) {
+// `drained`: the socket had nothing more when read. A short read of an
+// AF_UNIX stream socket says so unless it stopped at the end of a message
+// that carried fds (any control message: assume more may wait).
+bool Peer::read_once(bool& eof, bool& drained) {
   struct iovec iov;
   if (large_.buffer) {
     // Only this message's bytes: what follows it goes to in_ as usual.
@@ -121,7 +142,8 @@ bool Peer::read_once(bool& eof) {
     prepare_input();
     iov = {in_.data() + in_end_, in_.size() - in_end_};
   }
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
+  // Room for credentials too, should the socket come with SO_PASSCRED set.
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead) + CMSG_SPACE(sizeof(struct ucred))];
   struct msghdr mh {};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
@@ -154,6 +176,7 @@ bool Peer::read_once(bool& eof) {
     eof = true;
     return false;
   }
+  drained = is_unix_ && mh.msg_controllen == 0 && static_cast<size_t>(n) < iov.iov_len;
   if (large_.buffer) {
     large_.filled += static_cast<size_t>(n);
   } else {
@@ -643,7 +666,6 @@ void Peer::close(const std::string& why) {
   if (closed_) return;
   if (server_.debug()) std::fprintf(stderr, "kdbus-bridge: disconnecting %s: %s\n", name_.empty() ? "(unregistered)" : name_.c_str(), why.c_str());
   closed_ = true;
-  close_poll(std::move(poll_));
   out_.clear();
   out_bytes_ = 0;
   if (id_ != 0) server_.bus().disconnect(id_);

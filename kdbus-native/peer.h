@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/bus.h"
+#include "poller.h"
 #include "util/fd.h"
 #include "wire/message.h"
 #include "wire/sasl.h"
@@ -20,7 +21,7 @@ namespace bridge {
 
 class Server;
 
-class Peer {
+class Peer : public Pollable {
  public:
   Peer(Server& server, util::UniqueFd fd, bool is_unix);
   ~Peer();
@@ -28,15 +29,20 @@ class Peer {
   Peer& operator=(const Peer&) = delete;
 
   void start();
+  void on_events(uint32_t events) override;
   // Moves deliveries from the engine queue into the output queue and writes.
   void pull_and_write();
   // Idempotent; the peer is released by the server after the current batch.
   void close(const std::string& why);
 
   kdbus::ConnId id() const { return id_; }
+  // The connecting process as a pidfd, taken when first asked; null where
+  // the kernel has none.
+  std::shared_ptr<util::UniqueFd> pidfd();
   const std::string& name() const { return name_; }
   bool closed() const { return closed_; }
   bool dirty = false;
+  bool unread = false;  // waits for another turn to read (Server::read_later)
   // What the server counts this peer under, for its connection limits.
   bool counted_incomplete = true;
   bool counted_completed = false;
@@ -61,10 +67,10 @@ class Peer {
     size_t filled = 0;
   };
 
-  static void on_poll(uv_poll_t* handle, int status, int events);
-  void on_readable();
+  // `hangup`: the peer may have closed, so reading stops only at EOF or EAGAIN.
+  void on_readable(bool hangup);
   void prepare_input();
-  bool read_once(bool& eof);
+  bool read_once(bool& eof, bool& drained);
   void process_input();
   void check_pending_fds();
   void handle_message(const uint8_t* data, size_t len, const std::shared_ptr<std::vector<uint8_t>>& buffer);
@@ -87,11 +93,13 @@ class Peer {
   Server& server_;
   util::UniqueFd fd_;
   bool is_unix_;
-  std::unique_ptr<uv_poll_t> poll_;
-  int poll_events_ = 0;
+  bool registered_ = false;      // in the server's poller
+  bool watch_writable_ = false;  // writability edges asked for
   State state_ = State::Auth;
   std::unique_ptr<wire::SaslServer> sasl_;
   kdbus::Metadata metadata_;
+  std::shared_ptr<util::UniqueFd> pidfd_;
+  bool pidfd_asked_ = false;
   kdbus::ConnId id_ = 0;
   std::string name_;
   bool closed_ = false;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -34,11 +35,59 @@ void close_poll(std::unique_ptr<uv_poll_t> poll) {
 }
 
 Server::Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver)
-    : loop_(loop), config_(std::move(config)), driver_(driver), bus_(this) {}
+    : loop_(loop), config_(std::move(config)), driver_(driver), bus_(this) {
+  if (!poller_.valid()) return;  // listen() reports it
+  poller_watch_ = std::make_unique<uv_poll_t>();
+  uv_poll_init(loop_, poller_watch_.get(), poller_.fd());
+  poller_watch_->data = this;
+  uv_poll_start(poller_watch_.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
+    if (status == 0) static_cast<Server*>(h->data)->on_sockets_ready();
+  });
+}
+
+void Server::on_sockets_ready() {
+  constexpr int kEvents = 128;
+  struct epoll_event ev[kEvents];
+  Batch batch(*this);  // peers are released only after every event is handled
+  // A few rounds at most: libuv comes back while the poller is still ready.
+  for (int round = 0; round < 4; ++round) {
+    const int n = poller_.ready(ev, kEvents);
+    for (int i = 0; i < n; ++i) static_cast<Pollable*>(ev[i].data.ptr)->on_events(ev[i].events);
+    if (n < kEvents) break;
+  }
+}
+
+void Server::read_later(Peer* p) {
+  if (p->unread) return;
+  p->unread = true;
+  unread_.push_back(p);
+  if (!unread_idle_) {
+    unread_idle_ = std::make_unique<uv_idle_t>();
+    uv_idle_init(loop_, unread_idle_.get());
+    unread_idle_->data = this;
+  }
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(unread_idle_.get())))
+    uv_idle_start(unread_idle_.get(), [](uv_idle_t* h) { static_cast<Server*>(h->data)->on_idle(); });
+}
+
+void Server::on_idle() {
+  Batch batch(*this);
+  std::vector<Peer*> turn;
+  turn.swap(unread_);
+  for (Peer* p : turn) p->unread = false;
+  for (Peer* p : turn) {
+    if (!p->closed()) p->on_events(EPOLLIN | EPOLLRDHUP);  // what was left unread, to the end
+  }
+  if (unread_.empty()) uv_idle_stop(unread_idle_.get());
+}
 
 Server::~Server() { shutdown(); }
 
 bool Server::listen(std::string_view addresses, std::vector<std::string>& printable, std::string& err) {
+  if (!poller_.valid()) {
+    err = std::string("cannot create an epoll instance: ") + std::strerror(poller_.error());
+    return false;
+  }
   std::vector<wire::Listener> bound;
   if (!wire::listen_addresses(addresses, config_.sasl.guid_hex, bound, err)) return false;
   for (auto& l : bound) {
@@ -59,27 +108,26 @@ bool Server::listen(std::string_view addresses, std::vector<std::string>& printa
   return true;
 }
 
+// One connection per wakeup: the listener stays readable while more wait,
+// and a second accept would mostly just find none.
 void Server::on_accept(ListenSocket& ls) {
   Batch batch(*this);
-  for (int i = 0; i < 64; ++i) {
-    int fd = ::accept4(ls.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN, or out of fds: try again on the next wakeup
-    }
-    if (config_.limits.max_incomplete_connections != 0 &&
-        incomplete_ >= config_.limits.max_incomplete_connections) {
-      ::close(fd);  // as dbus-daemon: too many connections still authenticating
-      continue;
-    }
-    auto peer = std::make_unique<Peer>(*this, util::UniqueFd(fd), ls.listener.is_unix);
-    Peer* p = peer.get();
-    ++incomplete_;
-    p->accepted_at_ms = uv_now(loop_);
-    peers_.emplace(p, std::move(peer));
-    p->start();
-    arm_sweep();
+  int fd;
+  do {
+    fd = ::accept4(ls.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return;  // EAGAIN, or out of fds: try again on the next wakeup
+  if (config_.limits.max_incomplete_connections != 0 && incomplete_ >= config_.limits.max_incomplete_connections) {
+    ::close(fd);  // as dbus-daemon: too many connections still authenticating
+    return;
   }
+  auto peer = std::make_unique<Peer>(*this, util::UniqueFd(fd), ls.listener.is_unix);
+  Peer* p = peer.get();
+  ++incomplete_;
+  p->accepted_at_ms = uv_now(loop_);
+  peers_.emplace(p, std::move(peer));
+  p->start();
+  arm_sweep();
 }
 
 uint32_t Server::next_serial() {
@@ -160,6 +208,11 @@ int Server::become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filte
   return rc;
 }
 
+std::shared_ptr<util::UniqueFd> Server::peer_pidfd(kdbus::ConnId id) {
+  auto it = by_id_.find(id);
+  return it != by_id_.end() ? it->second->pidfd() : nullptr;
+}
+
 void Server::disconnect(kdbus::ConnId id, const char* why) {
   auto it = by_id_.find(id);
   if (it != by_id_.end()) it->second->close(why);
@@ -182,6 +235,12 @@ void Server::shutdown() {
     if (!ls->listener.unlink_path.empty()) ::unlink(ls->listener.unlink_path.c_str());
   }
   listeners_.clear();
+  close_poll(std::move(poller_watch_));
+  if (unread_idle_) {
+    uv_idle_stop(unread_idle_.get());
+    uv_close(reinterpret_cast<uv_handle_t*>(unread_idle_.release()),
+             [](uv_handle_t* h) { std::unique_ptr<uv_idle_t> owned(reinterpret_cast<uv_idle_t*>(h)); });
+  }
   std::vector<Peer*> all;
   for (auto& kv : peers_) all.push_back(kv.first);
   for (Peer* p : all) p->close("bus shutting down");
@@ -350,6 +409,10 @@ void Server::mark_dirty(Peer* p) {
 
 void Server::peer_closed(Peer* p) {
   release(*p);
+  if (p->unread) {
+    unread_.erase(std::find(unread_.begin(), unread_.end(), p));
+    p->unread = false;
+  }
   if (p->id() != 0) by_id_.erase(p->id());
   auto it = peers_.find(p);
   if (it == peers_.end()) return;

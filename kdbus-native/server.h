@@ -14,6 +14,7 @@
 
 #include "engine/bus.h"
 #include "engine/pool.h"
+#include "poller.h"
 #include "wire/address.h"
 #include "wire/message.h"
 #include "wire/sasl.h"
@@ -101,6 +102,9 @@ class Server : public kdbus::QueueListener {
   // BecomeMonitor for client `id` (the driver has already answered it).
   int become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter);
 
+  // The pidfd of a client's process (null if unknown or not available).
+  std::shared_ptr<util::UniqueFd> peer_pidfd(kdbus::ConnId id);
+
   // Disconnects a client by id (e.g. a second Hello). No-op if unknown.
   void disconnect(kdbus::ConnId id, const char* why);
   // Stops listening and disconnects every client.
@@ -143,6 +147,11 @@ class Server : public kdbus::QueueListener {
   struct ListenSocket;
 
   void on_accept(ListenSocket& ls);
+  // The client sockets' readiness (poller_), and peers that stopped reading
+  // before draining their socket so others get a turn (resumed when idle).
+  void on_sockets_ready();
+  void read_later(Peer* p);
+  void on_idle();
  public:
   void fds_pending(Peer& p);
  private:
@@ -167,6 +176,10 @@ class Server : public kdbus::QueueListener {
   // Large message bodies are read into these and sent from them.
   kdbus::BufferPool buffers_{8, 16 * 1024 * 1024};
   std::vector<std::unique_ptr<ListenSocket>> listeners_;
+  Poller poller_;
+  std::unique_ptr<uv_poll_t> poller_watch_;
+  std::vector<Peer*> unread_;
+  std::unique_ptr<uv_idle_t> unread_idle_;
   std::unordered_map<Peer*, std::unique_ptr<Peer>> peers_;
   std::unordered_map<kdbus::ConnId, Peer*> by_id_;
   std::vector<Peer*> dirty_;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <vector>
 
@@ -38,7 +39,12 @@ void capture_groups(int fd, Metadata& md) {
   }
 }
 
+// Without a security module that labels sockets every connection would ask
+// in vain; modules are not loaded at run time, so the first answer holds.
+std::atomic<bool> seclabels_unsupported{false};
+
 void capture_seclabel(int fd, Metadata& md) {
+  if (seclabels_unsupported.load(std::memory_order_relaxed)) return;
   std::vector<char> buf(256);
   for (int attempt = 0; attempt < 4; ++attempt) {
     socklen_t len = static_cast<socklen_t>(buf.size());
@@ -50,20 +56,22 @@ void capture_seclabel(int fd, Metadata& md) {
       return;
     }
     // ENOPROTOOPT: no security module labels sockets; the label is absent.
+    if (errno == ENOPROTOOPT) seclabels_unsupported.store(true, std::memory_order_relaxed);
     if (errno != ERANGE) return;
     buf.resize(std::max<size_t>(len, buf.size() * 2));
   }
 }
 
-void capture_pidfd(int fd, Metadata& md) {
+}  // namespace
+
+std::shared_ptr<util::UniqueFd> capture_pidfd(int socket_fd) {
   int pidfd = -1;
   socklen_t len = sizeof(pidfd);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
-    md.pidfd = std::make_shared<util::UniqueFd>(pidfd);
+  if (getsockopt(socket_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
+    return std::make_shared<util::UniqueFd>(pidfd);
   }
+  return nullptr;
 }
-
-}  // namespace
 
 Metadata capture_peer_metadata(int socket_fd) {
   Metadata md;
@@ -77,7 +85,6 @@ Metadata capture_peer_metadata(int socket_fd) {
   }
   capture_groups(socket_fd, md);
   capture_seclabel(socket_fd, md);
-  capture_pidfd(socket_fd, md);
   return md;
 }
 

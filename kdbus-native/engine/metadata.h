@@ -24,7 +24,12 @@ struct Metadata {
 };
 
 // Reads what the kernel knows about the peer of a connected AF_UNIX socket.
-// Fields the kernel cannot supply are left absent.
+// Fields the kernel cannot supply are left absent. The pidfd is not taken
+// here: the socket keeps the process that connected it, so capture_pidfd
+// gives the same answer for as long as the socket is open, when asked.
 Metadata capture_peer_metadata(int socket_fd);
+
+// SO_PEERPIDFD where the kernel has it; null otherwise.
+std::shared_ptr<util::UniqueFd> capture_pidfd(int socket_fd);
 
 }  // namespace kdbus

@@ -218,7 +218,9 @@ ClientPolicy make_client_policy(const std::shared_ptr<const PolicyConfig>& polic
   if (md.has_creds) {
     auto it = policy->user_rules.find(md.uid);
     if (it != policy->user_rules.end()) append(c.send_, c.receive_, c.own_, it->second);
-    append(c.send_, c.receive_, c.own_, user_at_console(md.uid) ? policy->console_rules : policy->no_console_rules);
+    // Looked up only when the configuration asks (it reads a file).
+    if (!policy->console_rules.empty() || !policy->no_console_rules.empty())
+      append(c.send_, c.receive_, c.own_, user_at_console(md.uid) ? policy->console_rules : policy->no_console_rules);
   }
   append(c.send_, c.receive_, c.own_, policy->mandatory_rules);
   return c;

@@ -115,11 +115,6 @@ enum class Outcome { Ok, BadAddress, DidNotListen, NotHandled };
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-void set_passcred(int fd) {
-  int on = 1;
-  setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
-}
-
 Outcome listen_unix(const std::string& path, bool abstract, std::string_view guid, std::vector<Listener>& out,
                     std::string& err) {
   util::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -162,7 +157,6 @@ Outcome listen_unix(const std::string& path, bool abstract, std::string_view gui
   // Access control is the bus policy's job, not the file mode's: open it up
   // like dbus-daemon (whose failure here is only a warning).
   if (!abstract) chmod(path.c_str(), 0777);
-  set_passcred(fd.get());
 
   Listener l;
   l.fd = std::move(fd);
@@ -435,7 +429,6 @@ Outcome listen_systemd_entry(std::string_view guid, std::vector<Listener>& out, 
       for (int k = fd + 1; k < 3 + n; ++k) ::close(k);
       return Outcome::DidNotListen;
     }
-    if (l.is_unix) set_passcred(fd);
     l.connect_address = address + ",guid=" + std::string(guid);
     got.push_back(std::move(l));
   }

@@ -1,0 +1,44 @@
+#pragma once
+// Readiness of the client sockets, through one edge-triggered epoll instance
+// of our own that libuv watches as a single fd. A socket is registered once
+// when it is accepted and leaves the set when it is closed: no epoll_ctl per
+// connection beyond that, none per wakeup, and writability is watched only
+// for sockets that have once been full.
+#include <sys/epoll.h>
+
+#include <cstdint>
+
+#include "util/fd.h"
+
+namespace bridge {
+
+class Pollable {
+ public:
+  // events: EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR.
+  virtual void on_events(uint32_t events) = 0;
+
+ protected:
+  ~Pollable() = default;
+};
+
+class Poller {
+ public:
+  Poller();
+  bool valid() const { return epfd_.valid(); }
+  int error() const { return error_; }  // why it is not valid
+  int fd() const { return epfd_.get(); }
+
+  // Edges of readability and hang-up of `fd` go to `p` until fd is closed.
+  // 0 or an errno.
+  int add(int fd, Pollable* p);
+  // From now on edges of writability too.
+  int watch_writable(int fd, Pollable* p);
+  // Up to `max` ready sockets, without waiting; -1 on error.
+  int ready(struct epoll_event* out, int max);
+
+ private:
+  util::UniqueFd epfd_;
+  int error_ = 0;
+};
+
+}  // namespace bridge
