@@ -66,16 +66,19 @@ std::shared_ptr<util::UniqueFd> Peer::pidfd() {
   return pidfd_;
 }
 
-void Peer::start() {
-  // Clients speak first, and most have by the time they are accepted: read
-  // before waiting. Registering after the read reports only what is new.
-  on_readable(false);
-  if (closed_) return;
-  if (int err = server_.poller_.add(fd_.get(), this)) {
+// Clients speak first, and most have by the time they are accepted: read
+// before waiting. Registering after the read reports only what is new.
+void Peer::start() { on_readable(false); }
+
+void Peer::watch() {
+  if (closed_ || registered_) return;
+  Server::Batch batch(server_);
+  if (int err = server_.poller_.add(fd_.get(), this, !out_.empty())) {
     close(std::string("cannot watch the socket: ") + std::strerror(err));
     return;
   }
   registered_ = true;
+  watch_writable_ = !out_.empty();
 }
 
 // Only a socket that filled up once watches for writability; the poller's

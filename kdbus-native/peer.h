@@ -28,7 +28,9 @@ class Peer : public Pollable {
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
 
+  // Reads what the client sent so far; watch() then waits for more.
   void start();
+  void watch();
   void on_events(uint32_t events) override;
   // Moves deliveries from the engine queue into the output queue and writes.
   void pull_and_write();

@@ -20,7 +20,9 @@ Poller::Poller() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epfd_.valid()) error_ = errno;
 }
 
-int Poller::add(int fd, Pollable* p) { return control(epfd_.get(), EPOLL_CTL_ADD, fd, kReadEdges, p); }
+int Poller::add(int fd, Pollable* p, bool writable) {
+  return control(epfd_.get(), EPOLL_CTL_ADD, fd, kReadEdges | (writable ? EPOLLOUT : 0u), p);
+}
 
 int Poller::watch_writable(int fd, Pollable* p) {
   return control(epfd_.get(), EPOLL_CTL_MOD, fd, kReadEdges | EPOLLOUT, p);

@@ -28,9 +28,9 @@ class Poller {
   int error() const { return error_; }  // why it is not valid
   int fd() const { return epfd_.get(); }
 
-  // Edges of readability and hang-up of `fd` go to `p` until fd is closed.
-  // 0 or an errno.
-  int add(int fd, Pollable* p);
+  // Edges of readability and hang-up of `fd` (and of writability with
+  // `writable`) go to `p` until fd is closed. 0 or an errno.
+  int add(int fd, Pollable* p, bool writable = false);
   // From now on edges of writability too.
   int watch_writable(int fd, Pollable* p);
   // Up to `max` ready sockets, without waiting; -1 on error.

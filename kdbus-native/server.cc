@@ -111,15 +111,21 @@ bool Server::listen(std::string_view addresses, std::vector<std::string>& printa
 // One connection per wakeup: the listener stays readable while more wait,
 // and a second accept would mostly just find none.
 void Server::on_accept(ListenSocket& ls) {
+  Peer* p = accept_one(ls);
+  // Watched only once its answers are written: they go out first.
+  if (p != nullptr && !p->closed()) p->watch();
+}
+
+Peer* Server::accept_one(ListenSocket& ls) {
   Batch batch(*this);
   int fd;
   do {
     fd = ::accept4(ls.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return;  // EAGAIN, or out of fds: try again on the next wakeup
+  if (fd < 0) return nullptr;  // EAGAIN, or out of fds: try again on the next wakeup
   if (config_.limits.max_incomplete_connections != 0 && incomplete_ >= config_.limits.max_incomplete_connections) {
     ::close(fd);  // as dbus-daemon: too many connections still authenticating
-    return;
+    return nullptr;
   }
   auto peer = std::make_unique<Peer>(*this, util::UniqueFd(fd), ls.listener.is_unix);
   Peer* p = peer.get();
@@ -128,6 +134,24 @@ void Server::on_accept(ListenSocket& ls) {
   peers_.emplace(p, std::move(peer));
   p->start();
   arm_sweep();
+  return p;
+}
+
+// Closed peers (and their sockets) are released after the loop's poll
+// phase, once what the wakeup brought in has been answered.
+void Server::release_later() {
+  if (!release_check_) {
+    release_check_ = std::make_unique<uv_check_t>();
+    uv_check_init(loop_, release_check_.get());
+    release_check_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(release_check_.get()));
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(release_check_.get()))) return;
+  uv_check_start(release_check_.get(), [](uv_check_t* h) {
+    auto* self = static_cast<Server*>(h->data);
+    uv_check_stop(h);
+    self->dying_.clear();
+  });
 }
 
 uint32_t Server::next_serial() {
@@ -244,6 +268,11 @@ void Server::shutdown() {
   std::vector<Peer*> all;
   for (auto& kv : peers_) all.push_back(kv.first);
   for (Peer* p : all) p->close("bus shutting down");
+  if (release_check_) {
+    uv_check_stop(release_check_.get());
+    uv_close(reinterpret_cast<uv_handle_t*>(release_check_.release()),
+             [](uv_handle_t* h) { std::unique_ptr<uv_check_t> owned(reinterpret_cast<uv_check_t*>(h)); });
+  }
 }
 
 std::string Server::admit(Peer& p, uid_t uid) {
@@ -417,6 +446,7 @@ void Server::peer_closed(Peer* p) {
   auto it = peers_.find(p);
   if (it == peers_.end()) return;
   dying_.push_back(std::move(it->second));
+  release_later();
   peers_.erase(it);
 }
 
@@ -445,7 +475,6 @@ void Server::flush() {
     }
   }
   --batch_depth_;
-  dying_.clear();
   if (config_.limits.reply_timeout_ms != 0) arm_reply_timer();
 }
 

@@ -147,6 +147,8 @@ class Server : public kdbus::QueueListener {
   struct ListenSocket;
 
   void on_accept(ListenSocket& ls);
+  Peer* accept_one(ListenSocket& ls);
+  void release_later();
   // The client sockets' readiness (poller_), and peers that stopped reading
   // before draining their socket so others get a turn (resumed when idle).
   void on_sockets_ready();
@@ -184,6 +186,7 @@ class Server : public kdbus::QueueListener {
   std::unordered_map<kdbus::ConnId, Peer*> by_id_;
   std::vector<Peer*> dirty_;
   std::vector<std::unique_ptr<Peer>> dying_;
+  std::unique_ptr<uv_check_t> release_check_;
   bool debug_ = std::getenv("KDBUS_BRIDGE_DEBUG") != nullptr;
   int batch_depth_ = 0;
   uint32_t serial_ = 0;
