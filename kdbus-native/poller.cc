@@ -24,6 +24,8 @@ int Poller::add(int fd, Pollable* p, bool writable) {
   return control(epfd_.get(), EPOLL_CTL_ADD, fd, kReadEdges | (writable ? EPOLLOUT : 0u), p);
 }
 
+int Poller::add_listener(int fd, Pollable* p) { return control(epfd_.get(), EPOLL_CTL_ADD, fd, EPOLLIN, p); }
+
 int Poller::watch_writable(int fd, Pollable* p) {
   return control(epfd_.get(), EPOLL_CTL_MOD, fd, kReadEdges | EPOLLOUT, p);
 }

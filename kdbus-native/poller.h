@@ -16,6 +16,9 @@ class Pollable {
  public:
   // events: EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR.
   virtual void on_events(uint32_t events) = 0;
+  // Listening sockets are served first: a client that just connected waits
+  // for its answer, what the others sent can wait a moment.
+  virtual bool is_listener() const { return false; }
 
  protected:
   ~Pollable() = default;
@@ -31,6 +34,8 @@ class Poller {
   // Edges of readability and hang-up of `fd` (and of writability with
   // `writable`) go to `p` until fd is closed. 0 or an errno.
   int add(int fd, Pollable* p, bool writable = false);
+  // A listening socket: readable (level) while connections wait.
+  int add_listener(int fd, Pollable* p);
   // From now on edges of writability too.
   int watch_writable(int fd, Pollable* p);
   // Up to `max` ready sockets, without waiting; -1 on error.

@@ -11,10 +11,13 @@
 
 namespace bridge {
 
-struct Server::ListenSocket {
+struct Server::ListenSocket final : Pollable {
   Server* server = nullptr;
   wire::Listener listener;
-  std::unique_ptr<uv_poll_t> poll;
+  void on_events(uint32_t) override {
+    if (listener.fd.valid()) server->on_accept(*this);
+  }
+  bool is_listener() const override { return true; }
 };
 
 namespace {
@@ -48,11 +51,23 @@ Server::Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver)
 void Server::on_sockets_ready() {
   constexpr int kEvents = 128;
   struct epoll_event ev[kEvents];
-  Batch batch(*this);  // peers are released only after every event is handled
   // A few rounds at most: libuv comes back while the poller is still ready.
+  // Closed peers are released only in the check phase, so every pointer in
+  // a round stays valid through it.
   for (int round = 0; round < 4; ++round) {
     const int n = poller_.ready(ev, kEvents);
-    for (int i = 0; i < n; ++i) static_cast<Pollable*>(ev[i].data.ptr)->on_events(ev[i].events);
+    // New connections first, each answered (its batch flushed) at once.
+    for (int i = 0; i < n; ++i) {
+      auto* p = static_cast<Pollable*>(ev[i].data.ptr);
+      if (p->is_listener()) p->on_events(ev[i].events);
+    }
+    {
+      Batch batch(*this);
+      for (int i = 0; i < n; ++i) {
+        auto* p = static_cast<Pollable*>(ev[i].data.ptr);
+        if (!p->is_listener()) p->on_events(ev[i].events);
+      }
+    }
     if (n < kEvents) break;
   }
 }
@@ -94,14 +109,10 @@ bool Server::listen(std::string_view addresses, std::vector<std::string>& printa
     auto ls = std::make_unique<ListenSocket>();
     ls->server = this;
     ls->listener = std::move(l);
-    ls->poll = std::make_unique<uv_poll_t>();
-    uv_poll_init(loop_, ls->poll.get(), ls->listener.fd.get());
-    ls->poll->data = ls.get();
-    uv_poll_start(ls->poll.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
-      if (status < 0) return;
-      auto* sock = static_cast<ListenSocket*>(h->data);
-      sock->server->on_accept(*sock);
-    });
+    if (int e = poller_.add_listener(ls->listener.fd.get(), ls.get())) {
+      err = std::string("cannot watch the listening socket: ") + std::strerror(e);
+      return false;
+    }
     printable.push_back(ls->listener.connect_address);
     listeners_.push_back(std::move(ls));
   }
@@ -254,11 +265,13 @@ void Server::shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(reply_timer_.release()),
              [](uv_handle_t* h) { std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(h)); });
   }
+  // The listeners stay (closed) until the server goes: an event for one may
+  // be in the middle of being handled.
   for (auto& ls : listeners_) {
-    close_poll(std::move(ls->poll));
+    ls->listener.fd.reset();
     if (!ls->listener.unlink_path.empty()) ::unlink(ls->listener.unlink_path.c_str());
+    ls->listener.unlink_path.clear();
   }
-  listeners_.clear();
   close_poll(std::move(poller_watch_));
   if (unread_idle_) {
     uv_idle_stop(unread_idle_.get());
