@@ -24,18 +24,7 @@ namespace {
 
 constexpr const char* kBusName = "org.freedesktop.DBus";
 
-void release_handle(uv_handle_t* h) {
-  // Reclaims the handle given up in close_poll() once libuv is done with it.
-  std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h));
-}
-
 }  // namespace
-
-void close_poll(std::unique_ptr<uv_poll_t> poll) {
-  if (!poll) return;
-  uv_poll_stop(poll.get());
-  uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), release_handle);
-}
 
 Server::Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver)
     : loop_(loop), config_(std::move(config)), driver_(driver), bus_(this) {
@@ -255,16 +244,8 @@ void Server::disconnect(kdbus::ConnId id, const char* why) {
 
 void Server::shutdown() {
   Batch batch(*this);
-  if (sweep_timer_) {
-    uv_timer_stop(sweep_timer_.get());
-    uv_close(reinterpret_cast<uv_handle_t*>(sweep_timer_.release()),
-             [](uv_handle_t* h) { std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(h)); });
-  }
-  if (reply_timer_) {
-    uv_timer_stop(reply_timer_.get());
-    uv_close(reinterpret_cast<uv_handle_t*>(reply_timer_.release()),
-             [](uv_handle_t* h) { std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(h)); });
-  }
+  close_handle(std::move(sweep_timer_));
+  close_handle(std::move(reply_timer_));
   // The listeners stay (closed) until the server goes: an event for one may
   // be in the middle of being handled.
   for (auto& ls : listeners_) {
@@ -272,20 +253,12 @@ void Server::shutdown() {
     if (!ls->listener.unlink_path.empty()) ::unlink(ls->listener.unlink_path.c_str());
     ls->listener.unlink_path.clear();
   }
-  close_poll(std::move(poller_watch_));
-  if (unread_idle_) {
-    uv_idle_stop(unread_idle_.get());
-    uv_close(reinterpret_cast<uv_handle_t*>(unread_idle_.release()),
-             [](uv_handle_t* h) { std::unique_ptr<uv_idle_t> owned(reinterpret_cast<uv_idle_t*>(h)); });
-  }
+  close_handle(std::move(poller_watch_));
+  close_handle(std::move(unread_idle_));
   std::vector<Peer*> all;
   for (auto& kv : peers_) all.push_back(kv.first);
   for (Peer* p : all) p->close("bus shutting down");
-  if (release_check_) {
-    uv_check_stop(release_check_.get());
-    uv_close(reinterpret_cast<uv_handle_t*>(release_check_.release()),
-             [](uv_handle_t* h) { std::unique_ptr<uv_check_t> owned(reinterpret_cast<uv_check_t*>(h)); });
-  }
+  close_handle(std::move(release_check_));
 }
 
 std::string Server::admit(Peer& p, uid_t uid) {

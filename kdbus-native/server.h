@@ -23,8 +23,13 @@ namespace bridge {
 
 class Peer;
 
-// Stops a poll handle and frees it once libuv has let go of it.
-void close_poll(std::unique_ptr<uv_poll_t> poll);
+// Closes a libuv handle (which stops it) and frees it once libuv has let go of it.
+template <typename Handle>
+void close_handle(std::unique_ptr<Handle> h) {
+  if (!h) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(h.release()),
+           [](uv_handle_t* raw) { std::unique_ptr<Handle> owned(reinterpret_cast<Handle*>(raw)); });
+}
 
 // Fills the routing flags, cookies and match view of `msg` from a parsed
 // header whose views point into msg.payload (the bytes the message carries).
