@@ -81,6 +81,17 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   ConnId next_id = 1;
   ConnId next_hidden_id = kDstBroadcast - 1;
   std::map<ConnId, std::unique_ptr<Connection>> conns;  // id order = delivery order
+  // The connections that can get what is not addressed to them: monitors and
+  // connections with match rules. Broadcasts look only at these.
+  std::map<ConnId, Connection*> watchers;
+
+  void track_watcher(Connection& c) {
+    if (c.is_monitor() || !c.matches().empty()) {
+      watchers[c.id()] = &c;
+    } else {
+      watchers.erase(c.id());
+    }
+  }
   std::set<ConnId> gone_by_byebye;
   std::set<ConnId> announced;
   NameRegistry names;
@@ -199,7 +210,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     std::shared_ptr<const Message> frozen = stamp(m);
     if (told != nullptr) enqueue(*told, frozen, kRoleAddressed);
     const MatchProbe probe(frozen->view, kIdBus);
-    for (auto& [id, conn] : conns) {
+    for (auto& [id, conn] : watchers) {
       if (conn->is_monitor() && monitor_wants(*conn, *frozen, probe, addressee)) enqueue(*conn, frozen, kRoleEavesdrop);
     }
   }
@@ -229,19 +240,29 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     std::shared_ptr<const Message> m = stamp(mut);
     MatchContext ctx{this, kIdBus, 0, false};
     const MatchProbe probe(m->view, kIdBus);
-    for (auto& [id, conn] : conns) {
-      Connection& c = *conn;
+    auto roles_of = [&](ConnId id, Connection& c) {
       uint32_t roles = 0;
       if (c.is_monitor()) {
         if (monitor_wants(c, *m, probe, 0)) roles = kRoleEavesdrop;
       } else if (c.is_ordinary()) {
         if (id == old_owner) roles |= kRoleOldOwner;
-        if (any_rule_matches(c, *m, ctx, probe, false) &&
+        if (!c.matches().empty() && any_rule_matches(c, *m, ctx, probe, false) &&
             (!policy || c.policy().can_receive(policy_view(*m), false, false, kIdBus, *this).allowed))
           roles |= kRoleMatched;
         if (id == new_owner && !m->notify.acquired_denied) roles |= kRoleNewOwner;
       }
-      if (roles != 0) enqueue(c, m, roles);
+      return roles;
+    };
+    for (auto& [id, conn] : watchers) {
+      if (uint32_t roles = roles_of(id, *conn)) enqueue(*conn, m, roles);
+    }
+    // The owners hear of their name even without rules.
+    const ConnId owners[] = {old_owner, new_owner != old_owner ? new_owner : 0};
+    for (ConnId id : owners) {
+      if (id == 0 || watchers.count(id)) continue;
+      if (Connection* c = find(id)) {
+        if (uint32_t roles = roles_of(id, *c)) enqueue(*c, m, roles);
+      }
     }
   }
 
@@ -275,7 +296,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     enqueue(*caller, frozen, kRoleAddressed);
     if (monitors == 0) return;
     const MatchProbe probe(frozen->view, kIdBus);
-    for (auto& [id, conn] : conns) {
+    for (auto& [id, conn] : watchers) {
       if (conn->is_monitor() && monitor_wants(*conn, *frozen, probe, r.caller)) enqueue(*conn, frozen, kRoleEavesdrop);
     }
   }
@@ -340,7 +361,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
     const MatchProbe probe(m->view, m->src_id);
     const PolicyMessage pm = policy_view(*m);
     size_t refused = 0;
-    for (auto& [id, conn] : conns) {
+    for (auto& [id, conn] : watchers) {
       Connection& c = *conn;
       uint32_t roles = 0;
       if (c.is_monitor()) {
@@ -383,7 +404,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   void copy_to_observers(const std::shared_ptr<const Message>& m, ConnId dst_id) {
     MatchContext ctx{this, m->src_id, dst_id, false};
     const MatchProbe probe(m->view, m->src_id);
-    for (auto& [id, conn] : conns) {
+    for (auto& [id, conn] : watchers) {
       Connection& c = *conn;
       if (id == dst_id) continue;
       bool wants = false;
@@ -433,7 +454,9 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   conn->policy() = make_client_policy(s_->policy, conn->metadata());
   const bool ordinary = conn->is_ordinary();
   if (conn->is_monitor()) ++s_->monitors;
+  Connection& added = *conn;
   s_->conns.emplace(id, std::move(conn));
+  s_->track_watcher(added);
   if (activator) s_->names.add_activator(id, act_name);
   out_id = id;
   if (ordinary && announce_now) {
@@ -467,6 +490,7 @@ int Bus::disconnect(ConnId id) {
   // Out of the table first: a departing connection receives nothing more.
   std::unique_ptr<Connection> conn = std::move(it->second);
   s_->conns.erase(it);
+  s_->watchers.erase(id);
   if (conn->is_monitor()) --s_->monitors;
   s_->forget_rules(*conn);
   s_->replies.drop_caller(id);
@@ -524,7 +548,7 @@ int Bus::observe(ConnId sender, std::shared_ptr<Message> msg) {
   msg->src_id = sender;
   std::shared_ptr<const Message> m = s_->stamp(msg);
   const MatchProbe probe(m->view, sender);
-  for (auto& [id, conn] : s_->conns) {
+  for (auto& [id, conn] : s_->watchers) {
     if (conn->is_monitor() && s_->monitor_wants(*conn, *m, probe, 0)) s_->enqueue(*conn, m, kRoleEavesdrop);
   }
   return 0;
@@ -561,6 +585,7 @@ int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   // Still an ordinary peer here, so it hears NameLost for its unique name.
   if (s_->announced.erase(id)) s_->emit_broadcast(owner_change(NotifyKind::IdRemove, unique_name(id), id, 0), id, 0);
   c->turn_into_monitor(std::move(filter));
+  s_->track_watcher(*c);
   ++s_->monitors;
   return 0;
 }
@@ -677,6 +702,7 @@ int Bus::match_add(ConnId id, uint64_t cookie, MatchRule rule) {
   if (rule.eavesdrop) ++s_->eavesdrop_rules;
   ++s_->match_rules;
   c->add_match(cookie, std::move(rule));
+  s_->track_watcher(*c);
   return 0;
 }
 
@@ -688,6 +714,7 @@ int Bus::match_remove(ConnId id, uint64_t cookie) {
   if (removed == 0) return EBADSLT;
   s_->match_rules -= removed;
   s_->eavesdrop_rules -= eavesdrop_before - c->eavesdrop_rules();
+  s_->track_watcher(*c);
   return 0;
 }
 
