@@ -5,18 +5,24 @@
 // with one line "N passed, M failed, K skipped". Exit status 1 when anything
 // failed that is not a listed, explained difference.
 //
-//   node .ci/total.js --jest FILE [--suites FILE] [--matrix FILE]... [--known FILE]
+//   node .ci/total.js --jest FILE [--suites FILE] [--matrix FILE]... [--lane FILE]... [--known FILE]
+//
+// A lane file is what one of CI's own lanes (fuzzing, sanitizers, abuse,
+// the booted system...) wrote: {"lane", "passed", "failed", "skipped",
+// "seconds", "failures": [names]}. A lane that wrote nothing counts as one
+// failure.
 
 const fs = require('fs');
 const { count } = require('./summary');
 
 function args(argv) {
-  const o = { jest: null, suites: null, matrix: [], known: null };
+  const o = { jest: null, suites: null, matrix: [], lanes: [], known: null };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[++i];
     if (argv[i - 1] === '--jest') o.jest = v;
     else if (argv[i - 1] === '--suites') o.suites = v;
     else if (argv[i - 1] === '--matrix') o.matrix.push(v);
+    else if (argv[i - 1] === '--lane') o.lanes.push(v);
     else if (argv[i - 1] === '--known') o.known = v;
     else throw new Error(`unknown argument ${argv[i - 1]}`);
   }
@@ -100,12 +106,30 @@ function matrixCounts(file) {
   return { passed, failed, skipped, note: 'cells; a cell that fails on dbus-daemon too is skipped', unexplained: regressions };
 }
 
+function laneCounts(file) {
+  const r = read(file);
+  if (!r) return { name: file.replace(/.*\//, ''), passed: 0, failed: 1, skipped: 0, note: `no results in ${file}` };
+  const seconds = typeof r.seconds === 'number' ? `${Math.round(r.seconds)} s` : '';
+  return {
+    name: r.lane,
+    passed: r.passed | 0,
+    failed: r.failed | 0,
+    skipped: r.skipped | 0,
+    note: [seconds, r.note].filter(Boolean).join('; '),
+    unexplained: r.failures || [],
+  };
+}
+
 function main() {
   const o = args(process.argv.slice(2));
   const known = knownList(o.known);
   const parts = [['jest', jestCounts(o.jest)]];
   if (o.suites) parts.push(['third-party suites', suitesCounts(o.suites, known)]);
   for (const m of o.matrix) parts.push([`client matrix (${m.replace(/.*\//, '')})`, matrixCounts(m)]);
+  for (const l of o.lanes) {
+    const c = laneCounts(l);
+    parts.push([c.name, c]);
+  }
   const total = { passed: 0, failed: 0, skipped: 0 };
   for (const [name, c] of parts) {
     console.log(`${name}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped${c.note ? ` — ${c.note}` : ''}`);
