@@ -63,9 +63,18 @@ const TESTS = [
     'gdbus-names', 'gdbus-proxy', 'gdbus-proxy-threads', 'gdbus-proxy-unique-name',
     'gdbus-proxy-well-known-name', 'gdbus-subscribe', 'gdbus-test-codegen', 'gdbus-test-codegen-old',
     'gdbus-test-codegen-min-required-2-64', 'gdbus-threading',
-    'actions', 'dbus-appinfo', 'debugcontroller', 'fdo-notification-backend', 'gapplication',
+    'actions', 'dbus-appinfo', 'debugcontroller', 'fdo-notification-backend',
     'gmenumodel', 'gnotification',
   ].map(glibC),
+  // GLib 2.74's /gapplication/no-replace leaves a one-second timeout behind
+  // that calls g_application_quit on its app after the app is freed: any
+  // later subtest of the same process still running a main loop a second
+  // after it started aborts. That happens whenever the remaining subtests'
+  // buses take longer to start than dbus-daemon's few milliseconds (a
+  // dbus-daemon whose start is delayed by 0.3 s aborts there every time;
+  // later GLib releases remove the timeout). In a process of its own the
+  // subtest ends before the timeout fires.
+  { ...glibC('gapplication'), isolate: ['/gapplication/no-replace'] },
   ...[
     'memory-monitor-dbus.py', 'memory-monitor-portal.py',
     'power-profile-monitor-dbus.py', 'power-profile-monitor-portal.py',

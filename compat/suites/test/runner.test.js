@@ -65,6 +65,22 @@ test('a crash and a hang are blamed on one subtest each, the rest still run', as
   }
 });
 
+test('isolated subtests run alone and count once', async () => {
+  const scratch = new Scratch();
+  try {
+    const fake = {
+      suite: 'self', name: 'fake-gtest', exe: path.join(__dirname, 'fake-gtest'), args: ['--tap'], kind: 'gtest', env: {},
+      isolate: ['/pass', '/fail'],
+    };
+    const o = await runProgram(scratch, daemon, fake, opts);
+    assert.deepStrictEqual([o.pass, o.fail, o.skip], [4, 3, 1]);
+    assert.deepStrictEqual(o.failures.map((f) => f.name).sort(), ['/crash', '/fail', '/hang']);
+    assert.ok(o.invocations >= 4, `${o.invocations} invocations`);
+  } finally {
+    scratch.remove();
+  }
+});
+
 test('programs without TAP count by exit status; missing subtests fail', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'suites-selftest-'));
   const scratch = new Scratch();
