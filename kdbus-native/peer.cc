@@ -344,6 +344,15 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
     server_.by_id_[id_] = this;
     state_ = State::Active;
   }
+  if (h.type > wire::MsgType::Signal) {
+    // As dbus-daemon: a type this protocol version does not know is refused
+    // (even when no reply is expected), or dropped when it names nobody.
+    if (h.has_destination) {
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
+                         "Message bus will not accept messages of unknown type\n");
+    }
+    return;
+  }
   if (to_driver) {
     std::shared_ptr<kdbus::Message> seen;
     if (server_.bus().has_monitors()) {

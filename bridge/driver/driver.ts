@@ -2,7 +2,7 @@
 // registry, matches and credentials live in the engine; this module only
 // translates D-Bus calls into engine commands and back.
 import type { DriverCall, NativeBus } from '../native';
-import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, NO_REPLY_EXPECTED, Variant } from './codec';
+import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, Variant } from './codec';
 import { advertisedInterfaces, INTERFACES, InterfaceSpec, MethodSpec } from './interfaces';
 import { introspectXml } from './introspect';
 import { isValidBusName } from './names';
@@ -159,8 +159,8 @@ export class Driver {
     this.ctx.native.send(bytes, fds);
   }
 
+  // As dbus-daemon, the driver answers even calls flagged NO_REPLY_EXPECTED.
   private reply(call: DriverCall, result: { signature: string; body: unknown[] }): void {
-    if (call.flags & NO_REPLY_EXPECTED) return;
     // The common shapes are written by the addon: dbus-next's serializer is
     // the slow part of answering AddMatch, NameHasOwner and the like.
     if (this.ctx.native.sendReply(call.sender, call.serial, result.signature, result.body[0])) return;
@@ -176,7 +176,6 @@ export class Driver {
   }
 
   private error(call: DriverCall, name: string, text: string): void {
-    if (call.flags & NO_REPLY_EXPECTED) return;
     this.ctx.native.sendError(call.sender, call.serial, name, text);
   }
 
@@ -192,7 +191,7 @@ export class Driver {
     }
     if (name === BUS_NAME) {
       throw new DBusError(
-        `${ERR}AccessDenied`,
+        `${ERR}InvalidArgs`,
         `Connection "${call.sender}" is not allowed to own the service "${name}" because it is reserved for D-Bus' use only`,
       );
     }
@@ -227,7 +226,12 @@ export class Driver {
     return { signature: 'u', body: [rc] };
   }
 
+  // As dbus-daemon: only a name with a .service file can be started or be
+  // "already running"; the bus's own name and unique names never are.
   private startServiceByName(call: DriverCall, name: string): null | { signature: string; body: unknown[] } {
+    if (!(this.ctx.activation?.names().includes(name) ?? false)) {
+      throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
+    }
     if (this.owner(name) !== null) return { signature: 'u', body: [2] };  // DBUS_START_REPLY_ALREADY_RUNNING
     const started = this.ctx.activation?.start(name, (error) => {
       if (error) this.error(call, error.name, error.message);
@@ -258,6 +262,8 @@ export class Driver {
 
   private listQueuedOwners(name: string) {
     if (name === BUS_NAME) return { signature: 'as', body: [[BUS_NAME]] };
+    // A unique name is its own only owner.
+    if (name.startsWith(':') && this.ctx.native.getCredentials(name) !== null) return { signature: 'as', body: [[name]] };
     const owners = this.ctx.native.listQueuedOwners(name);
     if (owners === null) {
       throw new DBusError(`${ERR}NameHasNoOwner`, `Could not get owners of name '${name}': no such name`);
@@ -345,26 +351,48 @@ export class Driver {
     return null;
   }
 
+  // The figures of dbus-daemon's statistics that mean the same here; its
+  // memory pools, peaks and traffic counters have no counterpart. As in
+  // dbus-daemon, BusNames counts what each connection holds: its unique
+  // name and every name it owns or waits for in the queue.
   private stats() {
     const s = this.ctx.native.stats();
+    let uniques = 0;
+    let held = 0;
+    for (const name of this.ctx.native.listNames()) {
+      if (name.startsWith(':')) uniques += 1;
+      else held += this.ctx.native.listQueuedOwners(name)?.length ?? 0;
+    }
     return {
       signature: 'a{sv}',
       body: [
         {
-          ActiveConnections: new Variant('u', s.connections),
+          ActiveConnections: new Variant('u', uniques),
           MatchRules: new Variant('u', s.matchRules),
-          BusNames: new Variant('u', s.names),
+          BusNames: new Variant('u', uniques + held),
         },
       ],
     };
   }
 
   private connectionStats(name: string) {
+    if (name === BUS_NAME) {
+      throw new DBusError(`${ERR}InvalidArgs`, `GetConnectionStats is not meaningful for the message bus "${BUS_NAME}" itself`);
+    }
     const c = this.creds(name, 'statistics');
     const rules = this.ctx.native.matchRules(c.unique);
+    const held = this.ctx.native
+      .listNames()
+      .filter((n) => !n.startsWith(':') && (this.ctx.native.listQueuedOwners(n) ?? []).includes(c.unique));
     return {
       signature: 'a{sv}',
-      body: [{ UniqueName: new Variant('s', c.unique), MatchRules: new Variant('u', rules.length) }],
+      body: [
+        {
+          UniqueName: new Variant('s', c.unique),
+          MatchRules: new Variant('u', rules.length),
+          BusNames: new Variant('u', 1 + held.length),
+        },
+      ],
     };
   }
 
