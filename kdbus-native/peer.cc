@@ -170,7 +170,9 @@ bool Peer::read_once(bool& eof, bool& drained) {
       std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
       in_fds_.emplace_back(fd);
     }
+    if (count > 0) fd_arrivals_.push_back({in_bytes_ + static_cast<uint64_t>(n), count});
   }
+  in_bytes_ += static_cast<uint64_t>(n);
   if (mh.msg_flags & MSG_CTRUNC) {
     close("too many file descriptors in one read");
     return false;
@@ -291,11 +293,8 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
     close("message carries more file descriptors than max_message_unix_fds");
     return;
   }
+  if (!take_fds_of_message(h, len)) return;
   if (h.unix_fds > 0) {
-    if (!sasl_->unix_fd_negotiated() || in_fds_.size() < h.unix_fds) {
-      close("message announces file descriptors that did not arrive");
-      return;
-    }
     fds = std::make_shared<kdbus::FdSet>();
     fds->fds.reserve(h.unix_fds);
     for (uint32_t i = 0; i < h.unix_fds; ++i) {
@@ -384,6 +383,39 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
     return;
   }
   forward(h, data, len, buffer, std::move(fds));
+}
+
+// The fds a message may carry are those that arrived with its own bytes,
+// exactly as many as it declares: fds that came with an earlier message's
+// bytes, more than declared, or fewer, end the connection (as dbus-broker;
+// dbus-daemon hands leftover fds to whichever later message declares some).
+// On success the arrivals of this message's fds are forgotten; the fds
+// themselves are at the front of in_fds_.
+bool Peer::take_fds_of_message(const wire::Header& h, size_t len) {
+  if (h.unix_fds > 0 && !sasl_->unix_fd_negotiated()) {
+    close("message announces file descriptors that were not negotiated");
+    return false;
+  }
+  // handle_message runs once the message's last byte is consumed.
+  const uint64_t end = in_bytes_ - (in_end_ - in_start_);
+  const uint64_t start = end - len;
+  size_t earlier = 0, with = 0, arrivals = 0;
+  for (const FdArrival& a : fd_arrivals_) {
+    if (a.at > end) break;
+    (a.at <= start ? earlier : with) += a.count;
+    ++arrivals;
+  }
+  if (earlier > 0) {
+    close("file descriptors sent with a message that did not declare them");
+    return false;
+  }
+  if (with != h.unix_fds) {
+    close(with > h.unix_fds ? "message carries more file descriptors than it declares"
+                            : "message announces file descriptors that did not arrive with it");
+    return false;
+  }
+  fd_arrivals_.erase(fd_arrivals_.begin(), fd_arrivals_.begin() + static_cast<std::ptrdiff_t>(arrivals));
+  return true;
 }
 
 // An error to a client that has no engine connection yet, written directly.

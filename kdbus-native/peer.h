@@ -76,6 +76,7 @@ class Peer : public Pollable {
   void process_input();
   void check_pending_fds();
   void handle_message(const uint8_t* data, size_t len, const std::shared_ptr<std::vector<uint8_t>>& buffer);
+  bool take_fds_of_message(const wire::Header& h, size_t len);
   void answer_hello(const wire::Header& h);
   void reply_unregistered(const wire::Header& h, std::string_view name, std::string_view text);
   std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len,
@@ -111,6 +112,15 @@ class Peer : public Pollable {
   size_t in_start_ = 0, in_end_ = 0;
   LargeInput large_;  // buffer set while a large message is being read
   std::deque<util::UniqueFd> in_fds_;
+  // An fd belongs to the message whose bytes it arrived with: for each
+  // read that brought fds, how far into the stream it reached and how many
+  // fds it brought (in in_fds_ order). in_bytes_: bytes read so far.
+  struct FdArrival {
+    uint64_t at;
+    size_t count;
+  };
+  std::deque<FdArrival> fd_arrivals_;
+  uint64_t in_bytes_ = 0;
   std::deque<Out> out_;
   size_t out_bytes_ = 0;  // total size of what out_ holds
 };

@@ -65,7 +65,8 @@ struct Header {
 // frame_length): header fields, their types and required presence per
 // message type, names/paths/signature syntax, then the whole body against the
 // signature (alignment, zero padding, UTF-8 without NUL in strings, booleans
-// 0/1, array and nesting limits, unix fd indices < unix_fds). On failure
+// 0/1, array and nesting limits). A unix fd index beyond the message's fds
+// is left for the receiver to refuse, as dbus-daemon leaves it. On failure
 // returns false, sets err to a short reason and leaves `out` unspecified.
 // Allocates nothing on success. Unique names in DESTINATION and SENDER are
 // checked as loosely as dbus-daemon does (see valid_bus_name for the strict

@@ -128,7 +128,6 @@ const char* check_values(const ValueContext& ctx, std::string_view signature, si
         if ((err = skip_padding(msg, pos, size, limit))) return err;
         if (size > limit - pos) return "not enough data";
         if (c == 'b' && load_u32(msg + pos, be) > 1) return "boolean is not 0 or 1";
-        if (c == 'h' && load_u32(msg + pos, be) >= ctx.unix_fds) return "unix fd index out of range";
         pos += size;
         break;
       }
@@ -180,11 +179,9 @@ const char* check_values(const ValueContext& ctx, std::string_view signature, si
         }
         if (const size_t fs = sig::fixed_size(ec)) {
           if (n % fs != 0) return "array length not a multiple of its element size";
-          if (ec == 'b' || ec == 'h') {
+          if (ec == 'b') {
             for (size_t p = pos; p < pos + n; p += 4) {
-              const uint32_t v = load_u32(msg + p, be);
-              if (ec == 'b' && v > 1) return "boolean is not 0 or 1";
-              if (ec == 'h' && v >= ctx.unix_fds) return "unix fd index out of range";
+              if (load_u32(msg + p, be) > 1) return "boolean is not 0 or 1";
             }
           }
           pos += n;

@@ -24,7 +24,7 @@ bool valid_utf8(const uint8_t* p, size_t n);
 struct ValueContext {
   const uint8_t* msg;  // alignment is measured from here (the message start)
   bool big_endian;
-  uint32_t unix_fds;   // 'h' values must index below this
+  uint32_t unix_fds;   // declared fds; 'h' values are not checked against it (see message.h)
 };
 
 // Checks that the bytes from `pos` hold values of every complete type in
