@@ -345,11 +345,16 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
   }
   if (h.type > wire::MsgType::Signal) {
     // As dbus-daemon: a type this protocol version does not know is refused
-    // (even when no reply is expected), or dropped when it names nobody.
-    if (h.has_destination) {
-      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
-                         "Message bus will not accept messages of unknown type\n");
+    // (even when no reply is expected) once its destination is found, and
+    // dropped when it names none.
+    if (!h.has_destination) return;
+    kdbus::ConnId owner = 0;
+    if (!to_driver && server_.bus().name_owner(h.destination, owner) != 0) {
+      send_failed(ESRCH, h);
+      return;
     }
+    server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
+                       "Message bus will not accept messages of unknown type\n");
     return;
   }
   if (to_driver) {
@@ -488,9 +493,11 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
 
 void Peer::send_failed(int err, const wire::Header& h) {
   const bool wants_reply = h.type == wire::MsgType::MethodCall && !(h.flags & wire::kNoReplyExpected);
-  // A refusal by the security policy is always reported, whatever the
-  // message, as dbus-daemon does; other failures only to a caller waiting.
-  if (!wants_reply && err != EACCES) return;
+  // A refusal by the security policy and a destination nobody owns are
+  // always reported, whatever the message, as dbus-daemon does; other
+  // failures only to a caller waiting.
+  const bool no_owner = err == ENXIO || err == ESRCH || err == EADDRNOTAVAIL;
+  if (!wants_reply && err != EACCES && !no_owner) return;
   std::string dest(h.destination);
   switch (err) {
     case ENXIO:

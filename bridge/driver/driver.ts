@@ -2,7 +2,7 @@
 // registry, matches and credentials live in the engine; this module only
 // translates D-Bus calls into engine commands and back.
 import type { DriverCall, NativeBus } from '../native';
-import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, Variant } from './codec';
+import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, NO_REPLY_EXPECTED, Variant } from './codec';
 import { advertisedInterfaces, INTERFACES, InterfaceSpec, MethodSpec } from './interfaces';
 import { introspectXml } from './introspect';
 import { isValidBusName } from './names';
@@ -159,8 +159,10 @@ export class Driver {
     this.ctx.native.send(bytes, fds);
   }
 
-  // As dbus-daemon, the driver answers even calls flagged NO_REPLY_EXPECTED.
+  // As dbus-daemon, NO_REPLY_EXPECTED spares only empty replies (AddMatch,
+  // Ping, ...): a reply that carries a value, and every error, is sent.
   private reply(call: DriverCall, result: { signature: string; body: unknown[] }): void {
+    if (result.signature === '' && call.flags & NO_REPLY_EXPECTED) return;
     // The common shapes are written by the addon: dbus-next's serializer is
     // the slow part of answering AddMatch, NameHasOwner and the like.
     if (this.ctx.native.sendReply(call.sender, call.serial, result.signature, result.body[0])) return;

@@ -78,6 +78,33 @@ export class RawClient {
     this.write('BEGIN\r\n');
   }
 
+  /**
+   * Reads one whole message (framed by its fixed header's lengths); null
+   * when the connection closes or nothing comes within the timeout.
+   */
+  async readMessage(timeoutMs = 5000): Promise<Buffer | null> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.buffered.length >= 16) {
+        const le = this.buffered[0] === 0x6c;
+        const body = le ? this.buffered.readUInt32LE(4) : this.buffered.readUInt32BE(4);
+        const fields = le ? this.buffered.readUInt32LE(12) : this.buffered.readUInt32BE(12);
+        const total = ((16 + fields + 7) & ~7) + body;
+        if (this.buffered.length >= total) {
+          const msg = this.buffered.subarray(0, total);
+          this.buffered = this.buffered.subarray(total);
+          return msg;
+        }
+      }
+      if (this.closed) return null;
+      try {
+        await this.waitForData(deadline);
+      } catch {
+        return null;
+      }
+    }
+  }
+
   /** Resolves true if the peer closes the connection within the timeout. */
   async waitForClose(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
