@@ -3,7 +3,8 @@
 /* eslint-disable @typescript-eslint/no-var-requires */
 const DBusBuffer = require('dbus-next/lib/dbus-buffer');
 const { marshallMessage } = require('dbus-next/lib/marshall-compat');
-const { Variant } = require('dbus-next');
+// Only the parts the driver uses: the package's entry point loads a whole client.
+const { Variant } = require('dbus-next/lib/variant');
 
 export { Variant };
 
