@@ -10,6 +10,7 @@ import { BusConfig, loadConfig } from './config';
 import { forkDaemon, redirectToDevNull, reportToParent, takeReadyFd } from './daemonize';
 import { busLogPrefix, configureLog, log } from './log';
 import { startBus, RunningBus } from './bus';
+import { preloadCodec } from './driver/codec';
 import { introspectXml } from './driver/introspect';
 import { serviceManager, takeNotifySocket } from './service-manager';
 
@@ -259,6 +260,8 @@ async function run(options: CliOptions): Promise<number> {
 
   installSignals(bus, options, pidFile);
   serviceManager.ready();
+  // What calls to the bus need, loaded once the bus is announced.
+  setImmediate(preloadCodec);
   return -1; // keep serving
 }
 
