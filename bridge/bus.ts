@@ -11,6 +11,7 @@ import { Driver } from './driver/driver';
 import { log } from './log';
 import { native, NativeBus } from './native';
 import { compilePolicy } from './policy';
+import { serviceManager } from './service-manager';
 
 export interface BusOptions {
   config: BusConfig;
@@ -61,14 +62,17 @@ export function startBus(opts: BusOptions): RunningBus {
   let driver: Driver | undefined;
   let activation: Activation | undefined;
   const addresses: string[] = [];
+  const machine = machineId();
   const bus: NativeBus = new native.Bus({
     guid,
+    machineId: machine,
     allowAnonymous: config.allowAnonymous,
     mechanisms: config.auth,
     allowedUids: [],
     limits: config.limits,
     onDriverCall: (call) => driver?.handle(call),
     onActivate: (name, trigger) => activation?.activationNeeded(name, trigger),
+    onDenied: (text) => log.security(text),
   });
   activation = new Activation({
     native: bus,
@@ -83,20 +87,23 @@ export function startBus(opts: BusOptions): RunningBus {
   driver = new Driver({
     native: bus,
     guid,
-    machineId: machineId(),
+    machineId: machine,
     busUid: os.userInfo().uid,
     // As dbus-daemon orders them; ActivatableServicesChanged is sent on reload.
     features: () => ['ActivatableServicesChanged', 'HeaderFiltering', ...(opts.systemdActivation ? ['SystemdActivation'] : [])],
     reloadConfig: () => {
-      if (opts.configPath === undefined) return;
-      // Parsed again so a broken file is reported to the caller; the running
-      // configuration is kept in that case.
-      const next = loadConfig(opts.configPath);
-      const policy = compilePolicy(next, { warn: log.warn });
-      config = next;
-      bus.setLimits(config.limits);
-      bus.setPolicy(policy);
-      activation?.reload(config.serviceDirs);
+      const configPath = opts.configPath;
+      if (configPath === undefined) return;
+      serviceManager.reload(() => {
+        // Parsed again so a broken file is reported to the caller; the running
+        // configuration is kept in that case.
+        const next = loadConfig(configPath);
+        const policy = compilePolicy(next, { warn: log.warn });
+        config = next;
+        bus.setLimits(config.limits);
+        bus.setPolicy(policy);
+        activation?.reload(config.serviceDirs);
+      });
     },
     updateActivationEnvironment: (vars) => activation?.updateEnvironment(vars),
     activation,

@@ -5,21 +5,33 @@
  */
 import * as fs from 'fs';
 
-export type LogLevel = 'info' | 'warning' | 'error';
+export type LogLevel = 'info' | 'warning' | 'error' | 'security';
 
 export interface LogSettings {
   /** Write to standard error (off with --syslog-only, or once daemonized). */
   stderr: boolean;
   /** --syslog / <syslog/>: also to the system log, through the addon. */
   syslog: boolean;
+  /**
+   * Put before what the running bus reports (not before start-up failures),
+   * as dbus-daemon does: "[system] ", or "[session uid=U pid=P] ".
+   */
+  prefix: string;
 }
 
-const settings: LogSettings = { stderr: true, syslog: false };
+const settings: LogSettings = { stderr: true, syslog: false, prefix: '' };
 let program = 'kdbus-bridge';
 
 export function configureLog(next: Partial<LogSettings>, name?: string): void {
   Object.assign(settings, next);
   if (name !== undefined) program = name;
+}
+
+/** dbus-daemon's prefix for the messages of a bus of this <type>. */
+export function busLogPrefix(type: string | undefined): string {
+  if (type === 'system') return '[system] ';
+  if (type === 'session') return `[session uid=${process.getuid?.() ?? 0} pid=${process.pid}] `;
+  return '';
 }
 
 export function logSettings(): Readonly<LogSettings> {
@@ -29,6 +41,7 @@ export function logSettings(): Readonly<LogSettings> {
 // Every level reads the same on standard error, as dbus-daemon's do; the level
 // matters only to syslog.
 function emit(level: LogLevel, message: string): void {
+  if (level !== 'error') message = settings.prefix + message;
   if (settings.syslog) {
     try {
       // Loaded lazily: the CLI prints --help and --version without the addon.
@@ -52,4 +65,6 @@ export const log = {
   info: (message: string): void => emit('info', message),
   warn: (message: string): void => emit('warning', message),
   error: (message: string): void => emit('error', message),
+  /** What the security policy refused (syslog's authorization facility). */
+  security: (message: string): void => emit('security', message),
 };

@@ -8,9 +8,11 @@ import * as path from 'path';
 import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork, USAGE, versionText } from './cli';
 import { BusConfig, loadConfig } from './config';
 import { forkDaemon, redirectToDevNull, reportToParent, takeReadyFd } from './daemonize';
-import { configureLog, log } from './log';
+import { busLogPrefix, configureLog, log } from './log';
 import { startBus, RunningBus } from './bus';
+import { preloadCodec } from './driver/codec';
 import { introspectXml } from './driver/introspect';
+import { serviceManager, takeNotifySocket } from './service-manager';
 
 function packageVersion(): string {
   // Compiled code lives one directory deeper than the sources; look upwards.
@@ -163,6 +165,7 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
   let config: BusConfig | undefined;
   const quit = (): void => {
     try {
+      serviceManager.stopping();
       bus.stop();
     } finally {
       pidFile?.remove();
@@ -172,17 +175,19 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
   process.on('SIGTERM', quit);
   process.on('SIGINT', quit);
   process.on('SIGHUP', () => {
-    try {
-      config = loadConfig(options.configFile, { warn: log.warn });
-    } catch (e) {
-      log.warn(`Unable to reload configuration: ${(e as Error).message}`);
-      return;
-    }
-    try {
-      bus.reload(config);
-    } catch (e) {
-      log.warn(`Unable to reload configuration: ${(e as Error).message}`);
-    }
+    serviceManager.reload(() => {
+      try {
+        config = loadConfig(options.configFile, { warn: log.warn });
+      } catch (e) {
+        log.warn(`Unable to reload configuration: ${(e as Error).message}`);
+        return;
+      }
+      try {
+        bus.reload(config);
+      } catch (e) {
+        log.warn(`Unable to reload configuration: ${(e as Error).message}`);
+      }
+    });
   });
   process.on('exit', () => pidFile?.remove());
 }
@@ -216,6 +221,9 @@ async function run(options: CliOptions): Promise<number> {
     return 1;
   }
 
+  // Only the process that serves reports to the service manager.
+  takeNotifySocket();
+  configureLog({ prefix: busLogPrefix(config.type) });
   if (isChild && !config.keepUmask) process.umask(0o022);
 
   let bus: RunningBus;
@@ -251,6 +259,9 @@ async function run(options: CliOptions): Promise<number> {
   }
 
   installSignals(bus, options, pidFile);
+  serviceManager.ready();
+  // What calls to the bus need, loaded once the bus is announced.
+  setImmediate(preloadCodec);
   return -1; // keep serving
 }
 

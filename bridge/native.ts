@@ -42,6 +42,8 @@ export interface ActivationTrigger {
 export interface NativeBusOptions {
   guid: string;
   allowAnonymous: boolean;
+  /** Peer.GetMachineId's answer to calls that name no destination. */
+  machineId: string;
   mechanisms: string[];
   allowedUids: number[];
   onDriverCall: (call: DriverCall) => void;
@@ -49,6 +51,8 @@ export interface NativeBusOptions {
   limits?: Record<string, number>;
   /** Calls wait for the activatable `name`: once per start, until the start ends. */
   onActivate?: (name: string, trigger: ActivationTrigger) => void;
+  /** The security policy refused a message: dbus-daemon's "Rejected ..." text. */
+  onDenied?: (text: string) => void;
 }
 
 export interface NativeBus {
@@ -90,7 +94,9 @@ export interface NativeBus {
 
 interface NativeModule {
   Bus: new (options: NativeBusOptions) => NativeBus;
-  syslog(level: 'info' | 'warning' | 'error', message: string): void;
+  syslog(level: 'info' | 'warning' | 'error' | 'security', message: string): void;
+  /** One sd_notify(3) datagram to `socket` ("/path" or "@abstract"); 0 or an errno. */
+  notify(socket: string, state: string): number;
 }
 
 function load(): NativeModule {

@@ -62,7 +62,10 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   get("pending_fd_timeout", server.pending_fd_timeout_ms);
 }
 
-class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, public bridge::ActivationHandler {
+class BusWrap : public Napi::ObjectWrap<BusWrap>,
+                public bridge::DriverHandler,
+                public bridge::ActivationHandler,
+                public bridge::DenialLog {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Bus",
@@ -99,6 +102,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     auto opts = info[0].As<Napi::Object>();
     bridge::ServerConfig config;
     config.sasl.guid_hex = opts.Get("guid").As<Napi::String>().Utf8Value();
+    if (opts.Get("machineId").IsString()) config.machine_id = opts.Get("machineId").As<Napi::String>().Utf8Value();
     config.sasl.allow_anonymous = opts.Get("allowAnonymous").ToBoolean();
     config.sasl.mechanisms = string_array(opts.Get("mechanisms"));
     // Who may connect is the security policy's decision (Bus::can_connect).
@@ -122,6 +126,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     if (on_activate.IsFunction()) {
       on_activate_ = Napi::Persistent(on_activate.As<Napi::Function>());
       server_->set_activation_handler(this);
+    }
+    auto on_denied = opts.Get("onDenied");
+    if (on_denied.IsFunction()) {
+      on_denied_ = Napi::Persistent(on_denied.As<Napi::Function>());
+      server_->set_denial_log(this);
     }
   }
 
@@ -423,6 +432,16 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
     }
   }
 
+  // DenialLog: the control plane owns where logs go (stderr, syslog).
+  void denied(const std::string& text) override {
+    Napi::HandleScope scope(env_);
+    try {
+      on_denied_.Call({Napi::String::New(env_, text)});
+    } catch (const Napi::Error&) {
+      fprintf(stderr, "kdbus-bridge: %s\n", text.c_str());
+    }
+  }
+
   // Returns the activator's id, or a negative errno.
   Napi::Value AddActivator(const Napi::CallbackInfo& info) {
     ConnId id = 0;
@@ -456,6 +475,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
   Napi::Env env_ = nullptr;
   Napi::FunctionReference on_driver_call_;
   Napi::FunctionReference on_activate_;
+  Napi::FunctionReference on_denied_;
   std::unique_ptr<Server> server_;
   uint64_t match_cookie_ = 0;
 };
@@ -464,6 +484,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>, public bridge::DriverHandler, 
 
 namespace bridge {
 void register_syslog(Napi::Env env, Napi::Object exports);
+void register_notify(Napi::Env env, Napi::Object exports);
 }  // namespace bridge
 
 namespace {
@@ -471,6 +492,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Bus", BusWrap::Define(env));
   bridge::register_syslog(env, exports);
+  bridge::register_notify(env, exports);
   return exports;
 }
 

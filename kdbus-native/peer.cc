@@ -1,4 +1,5 @@
 #include "peer.h"
+#include "undirected.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -472,7 +473,11 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
   msg->fds = std::move(fds);
   if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
   if (!h.has_destination) {
-    if (h.type != wire::MsgType::Signal) return;  // nobody to deliver a call without destination to
+    if (h.type == wire::MsgType::MethodCall) {
+      push_bytes(answer_undirected_call(h, server_.next_serial(), server_.config().machine_id));
+      return;
+    }
+    if (h.type != wire::MsgType::Signal) return;  // nobody to deliver a reply without destination to
     msg->dst_id = kdbus::kDstBroadcast;
   } else if (h.destination[0] == ':') {
     if (!kdbus::parse_unique_name(h.destination, msg->dst_id)) {
@@ -529,10 +534,12 @@ void Peer::send_failed(int err, const wire::Header& h) {
       server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
                          "The message was rejected by the bus");
       break;
-    case EACCES:
-      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied",
-                         server_.bus().denial_text(id_, policy_message(h)));
+    case EACCES: {
+      const std::string text = server_.bus().denial_text(id_, policy_message(h));
+      server_.log_denial(text);
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.AccessDenied", text);
       break;
+    }
     default:
       server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.Failed",
                          std::string("Could not deliver the message: ") + std::strerror(err));

@@ -60,6 +60,15 @@ class ActivationHandler {
   virtual void activation_needed(const std::string& name, const kdbus::Delivery& first) = 0;
 };
 
+// Told each message the security policy refused to its addressed recipient
+// (or the bus), with dbus-daemon's "Rejected ..." text, to log it as
+// dbus-daemon logs its security messages.
+class DenialLog {
+ public:
+  virtual ~DenialLog() = default;
+  virtual void denied(const std::string& text) = 0;
+};
+
 // dbus-daemon's <limit>s that the server itself enforces (the engine's own
 // are in kdbus::BusLimits). 0 = no limit.
 struct ServerLimits {
@@ -77,6 +86,7 @@ struct ServerLimits {
 struct ServerConfig {
   wire::SaslConfig sasl;
   ServerLimits limits;
+  std::string machine_id;  // 32 hex digits, Peer.GetMachineId's answer
 };
 
 class Server : public kdbus::QueueListener {
@@ -122,6 +132,10 @@ class Server : public kdbus::QueueListener {
   // Activatable names: each is held by an activator connection the server
   // owns, at which calls to the name queue until a real owner takes it.
   void set_activation_handler(ActivationHandler* handler) { activation_ = handler; }
+  void set_denial_log(DenialLog* log) { denial_log_ = log; }
+  void log_denial(const std::string& text) {
+    if (denial_log_ != nullptr) denial_log_->denied(text);
+  }
   int add_activator(const std::string& name, kdbus::ConnId& out);
   // Drops the activator; calls still queued at it get NoReply.
   int remove_activator(const std::string& name);
@@ -201,6 +215,7 @@ class Server : public kdbus::QueueListener {
   std::unique_ptr<uv_timer_t> reply_timer_;
   std::unique_ptr<uv_timer_t> sweep_timer_;
   ActivationHandler* activation_ = nullptr;
+  DenialLog* denial_log_ = nullptr;
   std::unordered_map<std::string, kdbus::ConnId> activators_;
   std::unordered_map<kdbus::ConnId, std::string> activator_names_;
   std::vector<kdbus::ConnId> activations_due_;

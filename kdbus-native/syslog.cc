@@ -16,7 +16,12 @@ Napi::Value Log(const Napi::CallbackInfo& info) {
   }();
   (void)opened;
   const std::string level = info[0].As<Napi::String>().Utf8Value();
-  const int priority = level == "error" ? LOG_ERR : level == "warning" ? LOG_WARNING : LOG_INFO;
+  // dbus-daemon's severities: security messages (denials) go to the
+  // authorization facility.
+  const int priority = level == "error"      ? LOG_ERR
+                       : level == "warning"  ? LOG_WARNING
+                       : level == "security" ? (LOG_AUTH | LOG_NOTICE)
+                                             : LOG_INFO;
   syslog(priority, "%s", info[1].As<Napi::String>().Utf8Value().c_str());
   return info.Env().Undefined();
 }

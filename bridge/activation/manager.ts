@@ -12,6 +12,7 @@ import type { Limits } from '../config/types';
 import type { ActivationTrigger, NativeBus } from '../native';
 import { encode, MessageType } from '../driver/codec';
 import { ExecLineError, splitExecLine } from './argv';
+import { CANNOT_SWITCH_USER_ERROR, helperExitError, NO_USER_ERROR } from './helper';
 import { loadServiceFiles, ServiceEntry } from './servicefiles';
 import { lookupAccount } from './users';
 
@@ -212,6 +213,11 @@ export class Activation {
       this.ctx.log.info(`Activated service '${name}' failed: ${error.message}`);
       this.finish(name, error);
     };
+    const helper = this.ctx.serviceHelper();
+    if (helper !== undefined) {
+      this.spawnThroughHelper(name, p, helper, fail);
+      return;
+    }
     let argv: string[];
     try {
       argv = splitExecLine(p.entry.exec);
@@ -221,19 +227,27 @@ export class Activation {
       return;
     }
     // Root starts a service as the user its file names, with a clean
-    // environment, as dbus-daemon's launch helper does.
-    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-    const dropTo = asRoot && p.entry.user !== undefined && p.entry.user !== 'root' ? p.entry.user : undefined;
+    // environment, as dbus-daemon's launch helper does. Any other bus can
+    // only start it as itself, which is wrong for a service that names
+    // someone else.
+    const self = os.userInfo();
+    const asRoot = self.uid === 0;
+    const user = p.entry.user;
+    if (!asRoot && user !== undefined && user !== self.username && lookupAccount(user)?.uid !== self.uid) {
+      fail(CANNOT_SWITCH_USER_ERROR);
+      return;
+    }
+    const dropTo = asRoot && user !== undefined && user !== 'root' ? user : undefined;
     const options: SpawnOptions = {
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: this.childEnvironment(asRoot && (dropTo !== undefined || this.ctx.serviceHelper() !== undefined)),
+      env: this.childEnvironment(dropTo !== undefined),
     };
     let command = argv[0];
     let args = argv.slice(1);
     if (dropTo !== undefined) {
       const account = lookupAccount(dropTo);
       if (account === undefined) {
-        fail({ name: `${ERR}Spawn.SetupFailed`, message: `User "${dropTo}" of service ${name} does not exist` });
+        fail({ name: `${ERR}Spawn.FailedToSetup`, message: `User "${dropTo}" of service ${name} does not exist` });
         return;
       }
       options.env = { ...options.env, HOME: account.home, USER: account.name, LOGNAME: account.name };
@@ -254,6 +268,36 @@ export class Activation {
       }
     }
     this.ctx.log.info(`Activating service name='${name}' exec='${p.entry.exec}'`);
+    this.watchChild(name, p, command, args, options, fail, (code) => ({
+      name: `${ERR}Spawn.ChildExited`,
+      message: `Process ${name} exited with status ${code}`,
+    }));
+  }
+
+  /**
+   * <servicehelper>: dbus-daemon runs `HELPER NAME` with the environment it
+   * gives services (the helper, setuid, keeps none of it) and reads the
+   * helper's exit status.
+   */
+  private spawnThroughHelper(name: string, p: PendingStart, helper: string, fail: (e: ActivationError) => void): void {
+    if (p.entry.user === undefined) {
+      fail(NO_USER_ERROR);
+      return;
+    }
+    this.ctx.log.info(`Activating service name='${name}' (using servicehelper)`);
+    const options: SpawnOptions = { stdio: ['ignore', 'inherit', 'inherit'], env: this.childEnvironment(false) };
+    this.watchChild(name, p, helper, [name], options, fail, helperExitError);
+  }
+
+  private watchChild(
+    name: string,
+    p: PendingStart,
+    command: string,
+    args: string[],
+    options: SpawnOptions,
+    fail: (e: ActivationError) => void,
+    exitError: (code: number) => ActivationError,
+  ): void {
     let child: ChildProcess;
     try {
       child = spawn(command, args, options);
@@ -274,8 +318,8 @@ export class Activation {
       if (signal !== null) {
         const number = signalNumber(signal);
         fail({ name: `${ERR}Spawn.ChildSignaled`, message: `Process ${name} received signal ${number}` });
-      } else if (code !== 0) {
-        fail({ name: `${ERR}Spawn.ChildExited`, message: `Process ${name} exited with status ${code}` });
+      } else if (code !== 0 && code !== null) {
+        fail(exitError(code));
       }
       // Exit status 0: a service that daemonized; its name may still come.
     });

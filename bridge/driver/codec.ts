@@ -1,11 +1,35 @@
 // Marshalling for the driver, through dbus-next: decoding call arguments and
 // encoding what the bus answers. Off the hot path by construction.
+// dbus-next is loaded on first use, not at start-up: a bus prints its
+// address before anyone has called it. Only the parts the driver uses: the
+// package's entry point loads a whole client.
 /* eslint-disable @typescript-eslint/no-var-requires */
-const DBusBuffer = require('dbus-next/lib/dbus-buffer');
-const { marshallMessage } = require('dbus-next/lib/marshall-compat');
-const { Variant } = require('dbus-next');
+interface DBusNext {
+  DBusBuffer: new (body: Buffer, offset: number, endianness: number) => { read(signature: string): unknown };
+  marshallMessage(raw: Record<string, unknown>): [Buffer, number[]];
+  Variant: new (signature: string, value: unknown) => unknown;
+}
 
-export { Variant };
+let lib: DBusNext | undefined;
+
+function dbusNext(): DBusNext {
+  lib ??= {
+    DBusBuffer: require('dbus-next/lib/dbus-buffer'),
+    marshallMessage: require('dbus-next/lib/marshall-compat').marshallMessage,
+    Variant: require('dbus-next/lib/variant').Variant,
+  };
+  return lib;
+}
+
+/** Loads the marshaller now, e.g. once the bus is up and idle. */
+export function preloadCodec(): void {
+  dbusNext();
+}
+
+/** A value of type `signature` inside a variant. */
+export function variant(signature: string, value: unknown): unknown {
+  return new (dbusNext().Variant)(signature, value);
+}
 
 export const BUS_NAME = 'org.freedesktop.DBus';
 export const BUS_PATH = '/org/freedesktop/DBus';
@@ -22,7 +46,7 @@ export const NO_REPLY_EXPECTED = 0x1;
 /** Decodes a body as dbus-next's marshaller format (arrays of values). */
 export function decodeBody(signature: string, body: Buffer, bigEndian: boolean): unknown[] {
   if (signature === '') return [];
-  const buf = new DBusBuffer(body, 0, bigEndian ? 66 : 108);
+  const buf = new (dbusNext().DBusBuffer)(body, 0, bigEndian ? 66 : 108);
   return buf.read(signature) as unknown[];
 }
 
@@ -60,6 +84,6 @@ export function encode(msg: Outgoing): Encoded {
     signature: msg.signature ?? '',
     body: msg.body ?? [],
   };
-  const [bytes, fds] = marshallMessage(raw) as [Buffer, number[]];
+  const [bytes, fds] = dbusNext().marshallMessage(raw);
   return { bytes, fds };
 }

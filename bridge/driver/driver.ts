@@ -2,7 +2,7 @@
 // registry, matches and credentials live in the engine; this module only
 // translates D-Bus calls into engine commands and back.
 import type { DriverCall, NativeBus } from '../native';
-import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, NO_REPLY_EXPECTED, Variant } from './codec';
+import { BUS_NAME, BUS_PATH, decodeBody, encode, MessageType, NO_REPLY_EXPECTED, variant } from './codec';
 import { advertisedInterfaces, INTERFACES, InterfaceSpec, MethodSpec } from './interfaces';
 import { introspectXml } from './introspect';
 import { isValidBusName } from './names';
@@ -329,13 +329,13 @@ export class Driver {
   private credentials(name: string, withFd: boolean) {
     const c = this.creds(name, 'credentials');
     const dict: Record<string, unknown> = {};
-    if (c.uid !== undefined) dict.UnixUserID = new Variant('u', c.uid);
-    if ('groups' in c && c.groups !== undefined) dict.UnixGroupIDs = new Variant('au', c.groups);
-    if (c.pid !== undefined) dict.ProcessID = new Variant('u', c.pid);
+    if (c.uid !== undefined) dict.UnixUserID = variant('u', c.uid);
+    if ('groups' in c && c.groups !== undefined) dict.UnixGroupIDs = variant('au', c.groups);
+    if (c.pid !== undefined) dict.ProcessID = variant('u', c.pid);
     // A pidfd can only reach callers that negotiated fd passing.
-    if (withFd && 'pidfd' in c && c.pidfd !== undefined) dict.ProcessFD = new Variant('h', c.pidfd);
+    if (withFd && 'pidfd' in c && c.pidfd !== undefined) dict.ProcessFD = variant('h', c.pidfd);
     if ('seclabel' in c && c.seclabel !== undefined) {
-      dict.LinuxSecurityLabel = new Variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
+      dict.LinuxSecurityLabel = variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
     }
     return { signature: 'a{sv}', body: [dict] };
   }
@@ -369,9 +369,9 @@ export class Driver {
       signature: 'a{sv}',
       body: [
         {
-          ActiveConnections: new Variant('u', uniques),
-          MatchRules: new Variant('u', s.matchRules),
-          BusNames: new Variant('u', uniques + held),
+          ActiveConnections: variant('u', uniques),
+          MatchRules: variant('u', s.matchRules),
+          BusNames: variant('u', uniques + held),
         },
       ],
     };
@@ -390,9 +390,9 @@ export class Driver {
       signature: 'a{sv}',
       body: [
         {
-          UniqueName: new Variant('s', c.unique),
-          MatchRules: new Variant('u', rules.length),
-          BusNames: new Variant('u', 1 + held.length),
+          UniqueName: variant('s', c.unique),
+          MatchRules: variant('u', rules.length),
+          BusNames: variant('u', 1 + held.length),
         },
       ],
     };
@@ -412,8 +412,8 @@ export class Driver {
     if (!spec) throw new DBusError(`${ERR}UnknownInterface`, `Interface "${iface}" not found`);
     if (iface !== BUS_NAME) return {};
     return {
-      Features: new Variant('as', this.ctx.features()),
-      Interfaces: new Variant('as', advertisedInterfaces()),
+      Features: variant('as', this.ctx.features()),
+      Interfaces: variant('as', advertisedInterfaces()),
     };
   }
 

@@ -450,6 +450,8 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   const ConnId id = hidden ? s_->next_hidden_id-- : s_->next_id++;
   std::string act_name = params.activator_name;
   const bool announce_now = !params.defer_announce;
+  Metadata& md = params.metadata;
+  if (md.has_creds && md.pid > 0 && md.command.empty()) md.command = capture_command(md.pid);
   auto conn = std::make_unique<Connection>(id, std::move(params));
   conn->policy() = make_client_policy(s_->policy, conn->metadata());
   const bool ordinary = conn->is_ordinary();

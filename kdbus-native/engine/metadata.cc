@@ -1,8 +1,10 @@
 // Peer credentials from the kernel, as kdbus attaches them at HELLO.
 #include "metadata.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -63,6 +65,26 @@ void capture_seclabel(int fd, Metadata& md) {
 }
 
 }  // namespace
+
+std::string capture_command(pid_t pid) {
+  constexpr size_t kMaxLogCommand = 50;  // what dbus-daemon shows of a command line
+  const std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
+  util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return {};
+  char buf[kMaxLogCommand];
+  const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  if (n <= 0) return {};
+  std::string out(buf, static_cast<size_t>(n));
+  if (out.back() == '\0') out.pop_back();
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u == 0)
+      c = ' ';
+    else if (u < 0x20 || u > 127)
+      c = '?';
+  }
+  return out;
+}
 
 std::shared_ptr<util::UniqueFd> capture_pidfd(int socket_fd) {
   int pidfd = -1;

@@ -21,6 +21,10 @@ struct Metadata {
   bool has_seclabel = false;  // SO_PEERSEC, without trailing NUL
   std::string seclabel;
   std::shared_ptr<util::UniqueFd> pidfd;  // SO_PEERPIDFD where the kernel has it; null otherwise
+  // The start of the process's command line as logs show it (kdbus's
+  // KDBUS_ITEM_CMDLINE), taken at HELLO: what the process does with its
+  // argv later does not change it.
+  std::string command;
 };
 
 // Reads what the kernel knows about the peer of a connected AF_UNIX socket.
@@ -28,6 +32,11 @@ struct Metadata {
 // here: the socket keeps the process that connected it, so capture_pidfd
 // gives the same answer for as long as the socket is open, when asked.
 Metadata capture_peer_metadata(int socket_fd);
+
+// The first bytes of /proc/PID/cmdline as dbus-daemon logs them: the NULs
+// between arguments become spaces, the one that ends the last argument is
+// dropped, and what is not printable ASCII becomes '?'. Empty if unreadable.
+std::string capture_command(pid_t pid);
 
 // SO_PEERPIDFD where the kernel has it; null otherwise.
 std::shared_ptr<util::UniqueFd> capture_pidfd(int socket_fd);

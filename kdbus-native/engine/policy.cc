@@ -13,7 +13,6 @@ namespace kdbus {
 namespace {
 
 constexpr std::string_view kBusName = "org.freedesktop.DBus";
-constexpr size_t kMaxLogCommand = 50;  // what dbus-daemon shows of a command line
 
 // A rule that says nothing about which messages or names it concerns; in a
 // client's list it makes every earlier rule of its kind irrelevant to
@@ -136,19 +135,6 @@ bool connection_rules_allow(bool current, const std::vector<PolicyRule>& rules, 
   return current;
 }
 
-std::string command_line(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buf[kMaxLogCommand];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  if (n <= 0) return {};
-  std::string out(buf, static_cast<size_t>(n));
-  std::replace(out.begin(), out.end(), '\0', ' ');
-  return out;
-}
-
 }  // namespace
 
 PolicyMessage policy_view(const Message& m) {
@@ -236,7 +222,7 @@ std::string loginfo(const Metadata& md) {
   std::string out;
   if (md.has_creds) {
     out = "uid=" + std::to_string(md.uid);
-    if (md.pid > 0) out += " pid=" + std::to_string(md.pid) + " comm=\"" + command_line(md.pid) + "\"";
+    if (md.pid > 0) out += " pid=" + std::to_string(md.pid) + " comm=\"" + md.command + "\"";
   }
   if (md.has_seclabel && !md.seclabel.empty()) {
     if (!out.empty()) out += ' ';
