@@ -527,10 +527,14 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   if (carries_fds(*msg) && !dst->accepts_fds()) return ECOMM;
   const bool is_reply = msg->cookie_reply != 0 && !(msg->flags & kMsgExpectReply);
   const bool checked = sender != kIdBus;
-  if (is_reply && checked && !s_->replies.has(dst->id(), sender, msg->cookie_reply)) return EPERM;
-  // Past that check every reply is a requested one (the bus's own included).
+  // The bus's own replies count as requested. A reply that answers no
+  // pending call is an unrequested one: as in dbus-daemon, the policy
+  // decides whether it is delivered (its *_requested_reply rules); without
+  // a policy it is refused, as in kdbus.
+  const bool requested = is_reply && (!checked || s_->replies.has(dst->id(), sender, msg->cookie_reply));
+  if (is_reply && !requested && !s_->policy) return EPERM;
   if (s_->policy) {
-    if (int err = s_->check_delivery(sender, policy_view(*msg), *dst, is_reply, false)) return err;
+    if (int err = s_->check_delivery(sender, policy_view(*msg), *dst, requested, false)) return err;
   }
   if (!dst->queue().fits(*msg, s_->queue_limits())) return ENOBUFS;
   if ((msg->flags & kMsgExpectReply) && checked) {
@@ -538,7 +542,7 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
       return err;
     }
   }
-  if (is_reply && checked) s_->replies.take(dst->id(), sender, msg->cookie_reply);
+  if (requested && checked) s_->replies.take(dst->id(), sender, msg->cookie_reply);
   msg->src_id = sender;
   s_->deliver_unicast(s_->stamp(msg), *dst);
   ++s_->messages_sent;

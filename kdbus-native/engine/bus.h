@@ -135,9 +135,10 @@ class Bus {
   // id; EADDRNOTAVAIL activator with NO_AUTO_START). Broadcast (kDstBroadcast,
   // signals only): to every connection with a matching rule, sender included
   // (D-Bus semantics, unlike kernel kdbus). A message with cookie_reply != 0
-  // and no EXPECT_REPLY is a reply: accepted only if the destination waits
-  // for that cookie from the sender (EPERM otherwise); it then clears the
-  // wait. EXPECT_REPLY registers a wait (EMLINK over the per-connection limit).
+  // and no EXPECT_REPLY is a reply: one the destination waits for from the
+  // sender clears the wait; any other is unrequested, delivered only if the
+  // policy allows unrequested replies (EPERM without a policy, EACCES when
+  // the policy refuses). EXPECT_REPLY registers a wait (EMLINK over the per-connection limit).
   // Unicast is delivered regardless of match rules; eavesdroppers and
   // monitors get copies. ECOMM when fds go to a connection without
   // kHelloAcceptFd. An activator may only send replies, to the calls that

@@ -26,12 +26,12 @@ export interface Pair {
   stop(): Promise<void>;
 }
 
-/** Starts both buses, each with `clients` connected clients. */
-export async function startPair(clients: number): Promise<Pair> {
+/** Starts both buses, each with `clients` connected clients; `extra` goes at the end of both configurations. */
+export async function startPair(clients: number, extra = ''): Promise<Pair> {
   const shared = mkdtempSync(join(tmpdir(), 'kdbus-bridge-differential-'));
   mkdirSync(join(shared, 'services'));
   writeFileSync(join(shared, 'services', `${ACTIVATABLE}.service`), `[D-BUS Service]\nName=${ACTIVATABLE}\nExec=/bin/false\n`);
-  const config = sessionLikeConfig('{dir}', `<servicedir>${join(shared, 'services')}</servicedir>`);
+  const config = sessionLikeConfig('{dir}', `<servicedir>${join(shared, 'services')}</servicedir>\n${extra}`);
   const start = async (label: string, daemon?: string): Promise<Side> => {
     const bus = await startBus({ config, daemon });
     const side: Side = { label, bus, clients: [] };
