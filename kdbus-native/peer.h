@@ -21,7 +21,7 @@ namespace bridge {
 
 class Server;
 
-class Peer : public Pollable {
+class Peer final : public Pollable {
  public:
   Peer(Server& server, util::UniqueFd fd, bool is_unix);
   ~Peer();

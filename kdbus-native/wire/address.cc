@@ -39,17 +39,7 @@ int hex_value(char c) {
   return -1;
 }
 
-struct Entry {
-  std::string method;
-  std::vector<std::pair<std::string, std::string>> kv;
-
-  // The first occurrence wins, as in dbus_address_entry_get_value.
-  const std::string* get(const char* key) const {
-    for (const auto& p : kv)
-      if (p.first == key) return &p.second;
-    return nullptr;
-  }
-};
+using Entry = AddressEntry;
 
 bool unescape(std::string_view v, std::string& out, std::string& err) {
   out.clear();
@@ -73,38 +63,6 @@ bool unescape(std::string_view v, std::string& out, std::string& err) {
       err = std::string("In D-Bus address, character '") + static_cast<char>(c) + "' should have been escaped";
       return false;
     }
-  }
-  return true;
-}
-
-bool parse(std::string_view address, std::vector<Entry>& entries, std::string& err) {
-  size_t pos = 0;
-  while (pos < address.size()) {
-    size_t end = address.find(';', pos);
-    if (end == std::string_view::npos) end = address.size();
-    size_t colon = address.substr(pos, end - pos).find(':');
-    if (colon == std::string_view::npos) {
-      err = "Address does not contain a colon";
-      return false;
-    }
-    Entry e;
-    e.method = std::string(address.substr(pos, colon));
-    pos += colon + 1;
-    while (pos < end) {
-      size_t comma = address.substr(pos, end - pos).find(',');
-      comma = comma == std::string_view::npos ? end : pos + comma;
-      size_t eq = address.substr(pos, comma - pos).find('=');
-      if (eq == std::string_view::npos || eq == 0 || pos + eq + 1 == comma) {
-        err = "'=' character not found or has no value following it";
-        return false;
-      }
-      std::string value;
-      if (!unescape(address.substr(pos + eq + 1, comma - pos - eq - 1), value, err)) return false;
-      e.kv.emplace_back(std::string(address.substr(pos, eq)), std::move(value));
-      pos = comma + 1;
-    }
-    entries.push_back(std::move(e));
-    pos = end + 1;
   }
   return true;
 }
@@ -449,6 +407,44 @@ Outcome listen_entry(const Entry& e, std::string_view guid, std::vector<Listener
 
 }  // namespace
 
+const std::string* AddressEntry::get(const char* key) const {
+  for (const auto& p : kv)
+    if (p.first == key) return &p.second;
+  return nullptr;
+}
+
+bool parse_addresses(std::string_view address, std::vector<AddressEntry>& entries, std::string& err) {
+  size_t pos = 0;
+  while (pos < address.size()) {
+    size_t end = address.find(';', pos);
+    if (end == std::string_view::npos) end = address.size();
+    size_t colon = address.substr(pos, end - pos).find(':');
+    if (colon == std::string_view::npos) {
+      err = "Address does not contain a colon";
+      return false;
+    }
+    AddressEntry e;
+    e.method = std::string(address.substr(pos, colon));
+    pos += colon + 1;
+    while (pos < end) {
+      size_t comma = address.substr(pos, end - pos).find(',');
+      comma = comma == std::string_view::npos ? end : pos + comma;
+      size_t eq = address.substr(pos, comma - pos).find('=');
+      if (eq == std::string_view::npos || eq == 0 || pos + eq + 1 == comma) {
+        err = "'=' character not found or has no value following it";
+        return false;
+      }
+      std::string value;
+      if (!unescape(address.substr(pos + eq + 1, comma - pos - eq - 1), value, err)) return false;
+      e.kv.emplace_back(std::string(address.substr(pos, eq)), std::move(value));
+      pos = comma + 1;
+    }
+    entries.push_back(std::move(e));
+    pos = end + 1;
+  }
+  return true;
+}
+
 std::string escape_address_value(std::string_view v) {
   static const char digits[] = "0123456789abcdef";
   std::string out;
@@ -473,7 +469,7 @@ bool unescape_address_value(std::string_view v, std::string& out) {
 bool listen_addresses(std::string_view addresses, std::string_view guid, std::vector<Listener>& out,
                       std::string& err) {
   std::vector<Entry> entries;
-  if (!parse(addresses, entries, err)) return false;
+  if (!parse_addresses(addresses, entries, err)) return false;
 
   // dbus_server_listen semantics: entries are alternatives tried in order;
   // the first one that listens is used, a malformed one aborts, and if none

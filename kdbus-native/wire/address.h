@@ -1,6 +1,7 @@
 #pragma once
 // D-Bus server addresses: parsing, escaping, and the listening sockets they name.
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -14,6 +15,20 @@ struct Listener {
   std::string connect_address;  // what clients use, e.g. "unix:path=/x,guid=<guid>"
   std::string unlink_path;      // socket file to remove on close (empty for abstract/tcp)
 };
+
+// One entry of an address list: "method:key=value,key=value", values
+// unescaped.
+struct AddressEntry {
+  std::string method;
+  std::vector<std::pair<std::string, std::string>> kv;
+
+  // The first occurrence wins, as in dbus_address_entry_get_value.
+  const std::string* get(const char* key) const;
+};
+
+// Splits a semicolon-separated address list into its entries as
+// dbus_parse_address does; false with dbus's message in err when malformed.
+bool parse_addresses(std::string_view addresses, std::vector<AddressEntry>& entries, std::string& err);
 
 // Listens like dbus_server_listen() in dbus-daemon 1.14: the semicolon-
 // separated entries are alternatives tried in order and the first entry that
