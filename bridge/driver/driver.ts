@@ -22,7 +22,7 @@ export interface DriverContext {
 export interface DriverActivation {
   names(): string[];
   /** False when `name` is not activatable; else `done` learns how the start ended. */
-  start(name: string, done: (error?: { name: string; message: string }) => void): boolean;
+  start(name: string, done: (error?: { name: string; message: string }) => void, requester?: string): boolean;
   nameAcquired(name: string): void;
   systemdFailure(unit: string, errorName: string, message: string): void;
 }
@@ -229,10 +229,14 @@ export class Driver {
 
   private startServiceByName(call: DriverCall, name: string): null | { signature: string; body: unknown[] } {
     if (this.owner(name) !== null) return { signature: 'u', body: [2] };  // DBUS_START_REPLY_ALREADY_RUNNING
-    const started = this.ctx.activation?.start(name, (error) => {
-      if (error) this.error(call, error.name, error.message);
-      else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
-    });
+    const started = this.ctx.activation?.start(
+      name,
+      (error) => {
+        if (error) this.error(call, error.name, error.message);
+        else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
+      },
+      call.sender,
+    );
     if (!started) throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
     return null;
   }
