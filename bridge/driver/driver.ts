@@ -16,6 +16,7 @@ export interface DriverContext {
   reloadConfig(): void;
   updateActivationEnvironment(vars: Record<string, string>): void;
   activation?: DriverActivation;
+  log?: { info(message: string): void };
 }
 
 /** What the driver asks of service activation. */
@@ -344,8 +345,10 @@ export class Driver {
     }
     // The reply goes first: it is not itself something the monitor watches.
     this.reply(call, { signature: '', body: [] });
+    const who = `${call.sender} (${this.ctx.native.loginfo(call.sender)})`;
     const err = this.ctx.native.becomeMonitor(call.sender, rules);
     if (err !== null) this.ctx.native.disconnect(call.sender);
+    else this.ctx.log?.info(`Connection ${who} became a monitor.`);
     return null;
   }
 
