@@ -97,16 +97,25 @@ export function startBus(opts: BusOptions): RunningBus {
       serviceManager.reload(() => {
         // Parsed again so a broken file is reported to the caller; the running
         // configuration is kept in that case.
-        const next = loadConfig(configPath);
-        const policy = compilePolicy(next, { warn: log.warn });
+        let next: BusConfig;
+        let policy: ReturnType<typeof compilePolicy>;
+        try {
+          next = loadConfig(configPath);
+          policy = compilePolicy(next, { warn: log.warn });
+        } catch (e) {
+          log.warn(`Unable to reload configuration: ${(e as Error).message}`);
+          throw e;
+        }
         config = next;
         bus.setLimits(config.limits);
         bus.setPolicy(policy);
         activation?.reload(config.serviceDirs);
+        log.info('Reloaded configuration');
       });
     },
     updateActivationEnvironment: (vars) => activation?.updateEnvironment(vars),
     activation,
+    log,
   });
 
   try {

@@ -184,6 +184,7 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
       }
       try {
         bus.reload(config);
+        log.info('Reloaded configuration');
       } catch (e) {
         log.warn(`Unable to reload configuration: ${(e as Error).message}`);
       }

@@ -82,6 +82,8 @@ export interface NativeBus {
   /** null when the connection is now a monitor, else why not. */
   becomeMonitor(sender: string, rules: string[]): string | null;
   getCredentials(name: string): Credentials | null;
+  /** How dbus-daemon describes a connection in its logs: 'uid=0 pid=12 comm="..."'. */
+  loginfo(name: string): string;
   disconnect(name: string): void;
   stats(): { connections: number; names: number; matchRules: number; messagesSent: number };
   shutdown(): void;

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/policy.h"
 #include "policy_js.h"
 #include "server.h"
 
@@ -87,6 +88,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
                            InstanceMethod("getCredentials", &BusWrap::GetCredentials),
+                           InstanceMethod("loginfo", &BusWrap::Loginfo),
                            InstanceMethod("disconnect", &BusWrap::Disconnect),
                            InstanceMethod("stats", &BusWrap::Stats),
                            InstanceMethod("shutdown", &BusWrap::Shutdown),
@@ -366,6 +368,16 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     auto arr = Napi::Array::New(info.Env(), rules.size());
     for (size_t i = 0; i < rules.size(); ++i) arr.Set(i, rules[i]->to_string());
     return arr;
+  }
+
+  // dbus-daemon's description of a connection in its logs
+  // ("uid=0 pid=12 comm=\"...\""); empty when there is no such connection.
+  Napi::Value Loginfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    kdbus::ConnInfo ci;
+    if (server(env).bus().conn_info(0, info[0].As<Napi::String>().Utf8Value(), ci) != 0 || !ci.metadata)
+      return Napi::String::New(env, "");
+    return Napi::String::New(env, kdbus::loginfo(*ci.metadata));
   }
 
   Napi::Value GetCredentials(const Napi::CallbackInfo& info) {

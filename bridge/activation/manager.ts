@@ -17,6 +17,7 @@ import { loadServiceFiles, ServiceEntry } from './servicefiles';
 import { lookupAccount } from './users';
 
 const ERR = 'org.freedesktop.DBus.Error.';
+const BUS_NAME = 'org.freedesktop.DBus';
 const SYSTEMD_NAME = 'org.freedesktop.systemd1';
 const SYSTEMD_ACTIVATOR = 'org.freedesktop.systemd1.Activator';
 const SETPRIV = '/usr/bin/setpriv';
@@ -46,6 +47,8 @@ export interface ActivationContext {
 
 interface PendingStart {
   entry: ServiceEntry;
+  /** dbus-daemon's "'SENDER' (LOGINFO)" for the connection that caused the start. */
+  requester: string;
   waiters: StartWaiter[];
   child?: ChildProcess;
   timer?: NodeJS.Timeout;
@@ -119,19 +122,14 @@ export class Activation {
   /** From the addon: calls wait at the activator of `name`. */
   activationNeeded(name: string, trigger: ActivationTrigger): void {
     if (this.pending.has(name)) return;
-    const who = trigger.pid !== undefined ? ` (pid=${trigger.pid} uid=${trigger.uid})` : '';
-    this.ctx.log.info(
-      `Activating service name='${name}' requested by '${trigger.sender}'${who} ` +
-        `for ${trigger.interface ?? ''}.${trigger.member} at ${trigger.path}`,
-    );
-    this.start(name);
+    this.start(name, undefined, trigger.sender);
   }
 
   /**
    * Starts `name` unless a start is already under way; `waiter` learns the
    * outcome. False when the name is not activatable.
    */
-  start(name: string, waiter?: StartWaiter): boolean {
+  start(name: string, waiter?: StartWaiter, requester?: string): boolean {
     const entry = this.entries.get(name);
     if (entry === undefined) return false;
     const existing = this.pending.get(name);
@@ -139,7 +137,9 @@ export class Activation {
       if (waiter) existing.waiters.push(waiter);
       return true;
     }
-    const p: PendingStart = { entry, waiters: waiter ? [waiter] : [] };
+    const who = requester === undefined ? '(unknown)' : requester;
+    const info = requester === undefined || requester === BUS_NAME ? '(bus)' : this.ctx.native.loginfo(requester);
+    const p: PendingStart = { entry, requester: `'${who}' (${info})`, waiters: waiter ? [waiter] : [] };
     this.pending.set(name, p);
     if (this.pending.size > this.ctx.limits().max_pending_service_starts) {
       this.finish(name, {
@@ -155,7 +155,7 @@ export class Activation {
     }, this.ctx.limits().service_start_timeout);
     if (this.ctx.systemdActivation && name === SYSTEMD_NAME) return true;  // it comes on its own
     if (this.ctx.systemdActivation && entry.systemdService !== undefined) {
-      this.requestFromSystemd(name, entry.systemdService);
+      this.requestFromSystemd(name, entry.systemdService, p.requester);
       return true;
     }
     this.spawnService(name, p);
@@ -176,8 +176,10 @@ export class Activation {
     }
   }
 
-  private requestFromSystemd(name: string, unit: string): void {
-    this.ctx.log.info(`Activating via systemd: service name='${name}' unit='${unit}'`);
+  private requestFromSystemd(name: string, unit: string, requester: string): void {
+    // dbus-daemon's words, whether systemd is on the bus yet or not.
+    const via = this.ctx.native.getNameOwner(SYSTEMD_NAME) !== null ? 'Activating via systemd' : 'Activating systemd to hand-off';
+    this.ctx.log.info(`${via}: service name='${name}' unit='${unit}' requested by ${requester}`);
     const { bytes } = encode({
       type: MessageType.Signal,
       destination: SYSTEMD_NAME,
@@ -267,7 +269,7 @@ export class Activation {
         options.gid = account.gid;
       }
     }
-    this.ctx.log.info(`Activating service name='${name}' exec='${p.entry.exec}'`);
+    this.ctx.log.info(`Activating service name='${name}' requested by ${p.requester}`);
     this.watchChild(name, p, command, args, options, fail, (code) => ({
       name: `${ERR}Spawn.ChildExited`,
       message: `Process ${name} exited with status ${code}`,
@@ -284,7 +286,7 @@ export class Activation {
       fail(NO_USER_ERROR);
       return;
     }
-    this.ctx.log.info(`Activating service name='${name}' (using servicehelper)`);
+    this.ctx.log.info(`Activating service name='${name}' requested by ${p.requester} (using servicehelper)`);
     const options: SpawnOptions = { stdio: ['ignore', 'inherit', 'inherit'], env: this.childEnvironment(false) };
     this.watchChild(name, p, helper, [name], options, fail, helperExitError);
   }

@@ -16,13 +16,14 @@ export interface DriverContext {
   reloadConfig(): void;
   updateActivationEnvironment(vars: Record<string, string>): void;
   activation?: DriverActivation;
+  log?: { info(message: string): void };
 }
 
 /** What the driver asks of service activation. */
 export interface DriverActivation {
   names(): string[];
   /** False when `name` is not activatable; else `done` learns how the start ended. */
-  start(name: string, done: (error?: { name: string; message: string }) => void): boolean;
+  start(name: string, done: (error?: { name: string; message: string }) => void, requester?: string): boolean;
   nameAcquired(name: string): void;
   systemdFailure(unit: string, errorName: string, message: string): void;
 }
@@ -235,10 +236,14 @@ export class Driver {
       throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
     }
     if (this.owner(name) !== null) return { signature: 'u', body: [2] };  // DBUS_START_REPLY_ALREADY_RUNNING
-    const started = this.ctx.activation?.start(name, (error) => {
-      if (error) this.error(call, error.name, error.message);
-      else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
-    });
+    const started = this.ctx.activation?.start(
+      name,
+      (error) => {
+        if (error) this.error(call, error.name, error.message);
+        else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
+      },
+      call.sender,
+    );
     if (!started) throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
     return null;
   }
@@ -348,8 +353,10 @@ export class Driver {
     }
     // The reply goes first: it is not itself something the monitor watches.
     this.reply(call, { signature: '', body: [] });
+    const who = `${call.sender} (${this.ctx.native.loginfo(call.sender)})`;
     const err = this.ctx.native.becomeMonitor(call.sender, rules);
     if (err !== null) this.ctx.native.disconnect(call.sender);
+    else this.ctx.log?.info(`Connection ${who} became a monitor.`);
     return null;
   }
 

@@ -1,3 +1,4 @@
+import { spawnSync } from 'child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -124,7 +125,14 @@ exec ${PYTHON} ${fixture('activatable_service.py')} "$1"
 });
 
 // dbus-daemon runs such a service as its own user; kdbus-bridge refuses it.
-const ownBusOnly = process.env.KDBUS_BRIDGE_TEST_DAEMON ? describe.skip : describe;
+// The bus runs as nobody here, so nobody must reach the checkout (a clone
+// inside root's home does not let it); elsewhere this part is skipped.
+const AS_NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--'];
+const nobodyReaches = [daemonPath(), fixture('activatable_service.py')].every(
+  (f) => spawnSync(AS_NOBODY[0], [...AS_NOBODY.slice(1), 'test', '-r', f]).status === 0,
+);
+if (!nobodyReaches) console.warn('servicehelper.test: user nobody cannot reach the checkout; the non-root bus tests are skipped');
+const ownBusOnly = process.env.KDBUS_BRIDGE_TEST_DAEMON || !nobodyReaches ? describe.skip : describe;
 
 ownBusOnly('a bus that is not root and has no servicehelper', () => {
   let bus: Bus;
@@ -145,7 +153,7 @@ ownBusOnly('a bus that is not root and has no servicehelper', () => {
         );
         return `<servicedir>${services}</servicedir>`;
       },
-      ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--'],
+      AS_NOBODY,
     );
   });
 
