@@ -1,5 +1,6 @@
 #include "peer.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -112,6 +113,12 @@ void Peer::account_drained(kdbus::Account&) {
   if (!closed_) server_.read_later(this);
 }
 
+size_t Peer::socket_backlog() const {
+  int queued = 0;
+  if (::ioctl(fd_.get(), FIONREAD, &queued) != 0 || queued < 0) return 0;
+  return static_cast<size_t>(queued);
+}
+
 bool Peer::input_paused() {
   if (state_ != State::Active) return false;
   const ServerLimits& l = server_.config().limits;
@@ -170,7 +177,13 @@ bool Peer::read_once(bool& eof, bool& drained) {
     // Only this message's bytes: what follows it goes to in_ as usual. The
     // buffer doubles when full, so it holds at most twice what arrived.
     std::vector<uint8_t>& b = *large_.buffer;
-    if (large_.filled == b.size()) b.resize(std::min(large_.total, b.size() * 2));
+    if (large_.filled == b.size()) {
+      // Exactly that much (resize alone may double the capacity again): at
+      // least what already waits in the socket, at most the message.
+      const size_t grown = std::min(large_.total, std::max(b.size() * 2, large_.filled + socket_backlog()));
+      b.reserve(grown);
+      b.resize(grown);
+    }
     iov = {b.data() + large_.filled, std::min(b.size(), large_.total) - large_.filled};
   } else {
     prepare_input();
@@ -289,8 +302,9 @@ void Peer::process_input() {
     if (avail < total) {
       if (total >= kLargeMessage) {
         // An idle pooled buffer is memory the bus holds already; a new one
-        // starts at twice what has arrived.
-        large_.buffer = server_.buffers().take(total, std::min(total, std::max(2 * avail, kLargeMessage)));
+        // holds what has arrived, in our buffer and in the socket.
+        large_.buffer =
+            server_.buffers().take(total, std::min(total, std::max({2 * avail, avail + socket_backlog(), kLargeMessage})));
         large_.total = total;
         large_.filled = avail;
         std::memcpy(large_.buffer->data(), data, avail);

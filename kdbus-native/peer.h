@@ -83,6 +83,8 @@ class Peer : public Pollable, public kdbus::AccountListener {
   // Its account is over max_incoming_bytes / max_incoming_unix_fds: input
   // waits (in the socket, and what was read in in_) until it drains.
   bool input_paused();
+  // Bytes that have arrived in the socket and are not read yet.
+  size_t socket_backlog() const;
   void check_pending_fds();
   void handle_message(const uint8_t* data, size_t len, const std::shared_ptr<std::vector<uint8_t>>& buffer);
   void answer_hello(const wire::Header& h);
