@@ -270,7 +270,14 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
     if (it != by_id_.end())
       msg->charge = kdbus::Charge(it->second->account(), msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
   }
+  const kdbus::ConnId dst = msg->dst_id;
   int rc = bus_.send(as, msg);
+  // The bus does not wait for anyone: a client whose queue cannot take the
+  // bus's own message has fallen too far behind to be kept.
+  if (rc == ENOBUFS && as == kdbus::kIdBus && dst != kdbus::kDstName && dst != kdbus::kDstBroadcast) {
+    auto it = by_id_.find(dst);
+    if (it != by_id_.end()) overflowed_.push_back(dst);
+  }
   // The bus's own message refused by its recipient's policy: nobody is told
   // but monitors, which see it and the refusal.
   if (rc == EACCES && as == kdbus::kIdBus && bus_.has_monitors()) bus_.observe_denied(kdbus::kIdBus, std::move(msg));
