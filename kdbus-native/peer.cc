@@ -143,6 +143,9 @@ void Peer::on_readable(bool hangup) {
       close("connection closed by peer");
       return;
     }
+    // What was read and not handled yet gets the next turn: no edge will
+    // come for it.
+    if (budget_ <= 0) break;
     // A hang-up reported with this edge stays unseen unless read to the end.
     if (!got || (drained && !hangup)) {
       // A burst is over: an idle connection keeps only a small input buffer.
