@@ -59,6 +59,7 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   // What waits for a receiver's socket waits in its engine queue.
   get("max_outgoing_bytes", engine.max_queued_bytes);
   get("max_outgoing_unix_fds", engine.max_queued_fds);
+  get("max_incoming_bytes", server.max_incoming_bytes);
   get("max_incoming_unix_fds", server.max_incoming_unix_fds);
   get("pending_fd_timeout", server.pending_fd_timeout_ms);
 }

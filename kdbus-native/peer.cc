@@ -1,6 +1,7 @@
 #include "peer.h"
 #include "undirected.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -23,6 +24,10 @@ constexpr size_t kIdleBuffer = 4 * 1024;  // what an idle connection keeps for i
 // buffer of its own, and its body goes out from there.
 constexpr size_t kLargeMessage = 16 * 1024;
 constexpr int kReadsPerWakeup = 16;
+// What one client gets done per turn of the loop before the others get
+// theirs; a call to the driver (answered in TypeScript) costs more.
+constexpr int kMessagesPerTurn = 256;
+constexpr int kDriverCallCost = 16;
 constexpr size_t kMaxFdsPerRead = 253;  // SCM_MAX_FD
 constexpr int kMaxIov = 64;
 constexpr size_t kOutWindow = 256 * 1024;  // bytes staged for the socket beyond the engine queue
@@ -46,6 +51,7 @@ kdbus::PolicyMessage policy_message(const wire::Header& h) {
 
 Peer::Peer(Server& server, util::UniqueFd fd, bool is_unix)
     : server_(server), fd_(std::move(fd)), is_unix_(is_unix) {
+  account_->set_listener(this);
   uid_t peer_uid = static_cast<uid_t>(-1);
   if (is_unix_) {
     metadata_ = kdbus::capture_peer_metadata(fd_.get());
@@ -57,7 +63,8 @@ Peer::Peer(Server& server, util::UniqueFd fd, bool is_unix)
 }
 
 // The socket leaves the poller when the Peer closes it, on destruction.
-Peer::~Peer() = default;
+// Messages it sent may outlive it, and with them charges to its account.
+Peer::~Peer() { account_->set_listener(nullptr); }
 
 std::shared_ptr<util::UniqueFd> Peer::pidfd() {
   if (!pidfd_asked_ && is_unix_ && !closed_) {
@@ -101,10 +108,34 @@ void Peer::on_events(uint32_t events) {
     on_readable(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
 }
 
+void Peer::account_drained(kdbus::Account&) {
+  // Called wherever the last charge went (another peer's write, a
+  // disconnect): only note that this peer wants a turn.
+  if (!closed_) server_.read_later(this);
+}
+
+size_t Peer::socket_backlog() const {
+  int queued = 0;
+  if (::ioctl(fd_.get(), FIONREAD, &queued) != 0 || queued < 0) return 0;
+  return static_cast<size_t>(queued);
+}
+
+bool Peer::input_paused() {
+  if (state_ != State::Active) return false;
+  const ServerLimits& l = server_.config().limits;
+  return account_->over(l.max_incoming_bytes, l.max_incoming_unix_fds);
+}
+
 // Edge-triggered: the socket is read until it is empty, or for a bounded
-// number of reads after which the peer waits for another turn.
+// number of reads after which the peer waits for another turn. A peer over
+// its account is not read at all until what it queued drains (the socket
+// keeps the rest, and its sender blocks), as dbus-daemon does.
 void Peer::on_readable(bool hangup) {
+  budget_ = kMessagesPerTurn;
+  if (in_start_ < in_end_) process_input();  // left over from the last turn
   for (int i = 0; i < kReadsPerWakeup && !closed_; ++i) {
+    if (budget_ <= 0) break;
+    if (input_paused()) return;
     bool eof = false, drained = false;
     bool got = read_once(eof, drained);
     if (got) process_input();
@@ -113,8 +144,15 @@ void Peer::on_readable(bool hangup) {
       close("connection closed by peer");
       return;
     }
+    // What was read and not handled yet gets the next turn: no edge will
+    // come for it.
+    if (budget_ <= 0) break;
     // A hang-up reported with this edge stays unseen unless read to the end.
-    if (!got || (drained && !hangup)) return;
+    if (!got || (drained && !hangup)) {
+      // A burst is over: an idle connection keeps only a small input buffer.
+      if (in_start_ == in_end_ && in_.size() > kIdleBuffer) std::vector<uint8_t>().swap(in_);
+      return;
+    }
   }
   if (!closed_) server_.read_later(this);
 }
@@ -140,8 +178,17 @@ void Peer::prepare_input() {
 bool Peer::read_once(bool& eof, bool& drained) {
   struct iovec iov;
   if (large_.buffer) {
-    // Only this message's bytes: what follows it goes to in_ as usual.
-    iov = {large_.buffer->data() + large_.filled, large_.total - large_.filled};
+    // Only this message's bytes: what follows it goes to in_ as usual. The
+    // buffer doubles when full, so it holds at most twice what arrived.
+    std::vector<uint8_t>& b = *large_.buffer;
+    if (large_.filled == b.size()) {
+      // Exactly that much (resize alone may double the capacity again): at
+      // least what already waits in the socket, at most the message.
+      const size_t grown = std::min(large_.total, std::max(b.size() * 2, large_.filled + socket_backlog()));
+      b.reserve(grown);
+      b.resize(grown);
+    }
+    iov = {b.data() + large_.filled, std::min(b.size(), large_.total) - large_.filled};
   } else {
     prepare_input();
     iov = {in_.data() + in_end_, in_.size() - in_end_};
@@ -217,6 +264,7 @@ void Peer::process_input() {
     handle_message(done.buffer->data(), done.total, done.buffer);
   }
   while (!closed_ && in_start_ < in_end_) {
+    if (state_ == State::Active && (budget_ <= 0 || input_paused())) return;
     const uint8_t* data = in_.data() + in_start_;
     size_t avail = in_end_ - in_start_;
     if (state_ == State::Auth) {
@@ -259,23 +307,26 @@ void Peer::process_input() {
     }
     if (avail < total) {
       if (total >= kLargeMessage) {
-        large_.buffer = server_.buffers().take(total);
+        // An idle pooled buffer is memory the bus holds already; a new one
+        // holds what has arrived, in our buffer and in the socket.
+        large_.buffer =
+            server_.buffers().take(total, std::min(total, std::max({2 * avail, avail + socket_backlog(), kLargeMessage})));
         large_.total = total;
         large_.filled = avail;
         std::memcpy(large_.buffer->data(), data, avail);
         in_start_ = in_end_ = 0;
         return;
       }
-      // Make room for the whole message so the next reads complete it.
-      if (in_.size() - in_start_ < total) {
+      // The rest goes behind it (prepare_input grows in_ as it arrives).
+      if (in_start_ > 0) {
         std::memmove(in_.data(), data, avail);
         in_start_ = 0;
         in_end_ = avail;
-        in_.resize(total);
       }
       return;
     }
     in_start_ += total;
+    --budget_;
     handle_message(data, total, nullptr);
   }
 }
@@ -377,6 +428,7 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
       send_failed(EACCES, h);
       return;
     }
+    budget_ -= kDriverCallCost;
     DriverCall call;
     call.sender = id_;
     call.sender_name = name_;
@@ -471,6 +523,7 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
                    const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds) {
   auto msg = prepare(h, data, len, buffer);
   msg->fds = std::move(fds);
+  msg->charge = kdbus::Charge(account_, msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
   if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
   if (!h.has_destination) {
     if (h.type == wire::MsgType::MethodCall) {
@@ -499,10 +552,11 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
 void Peer::send_failed(int err, const wire::Header& h) {
   const bool wants_reply = h.type == wire::MsgType::MethodCall && !(h.flags & wire::kNoReplyExpected);
   // A refusal by the security policy and a destination nobody owns are
-  // always reported, whatever the message, as dbus-daemon does; other
-  // failures only to a caller waiting.
+  // always reported, whatever the message, as dbus-daemon does, and so is a
+  // message the receiver's full queue cannot take (LimitsExceeded): nothing
+  // is dropped in silence. Other failures only to a caller waiting.
   const bool no_owner = err == ENXIO || err == ESRCH || err == EADDRNOTAVAIL;
-  if (!wants_reply && err != EACCES && !no_owner) return;
+  if (!wants_reply && err != EACCES && !no_owner && err != ENOBUFS && err != EXFULL) return;
   std::string dest(h.destination);
   switch (err) {
     case ENXIO:
@@ -724,6 +778,7 @@ void Peer::close(const std::string& why) {
   if (closed_) return;
   if (server_.debug()) std::fprintf(stderr, "kdbus-bridge: disconnecting %s: %s\n", name_.empty() ? "(unregistered)" : name_.c_str(), why.c_str());
   closed_ = true;
+  account_->set_listener(nullptr);
   out_.clear();
   out_bytes_ = 0;
   if (id_ != 0) server_.bus().disconnect(id_);

@@ -21,7 +21,7 @@ namespace bridge {
 
 class Server;
 
-class Peer final : public Pollable {
+class Peer final : public Pollable, public kdbus::AccountListener {
  public:
   Peer(Server& server, util::UniqueFd fd, bool is_unix);
   ~Peer();
@@ -32,6 +32,11 @@ class Peer final : public Pollable {
   void start();
   void watch();
   void on_events(uint32_t events) override;
+  // What it queued has drained below max_incoming_bytes: reading resumes.
+  void account_drained(kdbus::Account& a) override;
+  // Charged with what the bus holds for it: its messages until their last
+  // receiver has written them out, and the bus's answers to its calls.
+  const std::shared_ptr<kdbus::Account>& account() const { return account_; }
   // Moves deliveries from the engine queue into the output queue and writes.
   void pull_and_write();
   // Idempotent; the peer is released by the server after the current batch.
@@ -62,7 +67,8 @@ class Peer final : public Pollable {
     size_t offset = 0;  // bytes of data already written
   };
   // A message being read into a buffer of its own: large bodies are sent
-  // from where they were read (see prepare).
+  // from where they were read (see prepare). The buffer grows with what
+  // arrives, never ahead of it to the announced length.
   struct LargeInput {
     std::shared_ptr<std::vector<uint8_t>> buffer;
     size_t total = 0;  // the message's length
@@ -74,6 +80,11 @@ class Peer final : public Pollable {
   void prepare_input();
   bool read_once(bool& eof, bool& drained);
   void process_input();
+  // Its account is over max_incoming_bytes / max_incoming_unix_fds: input
+  // waits (in the socket, and what was read in in_) until it drains.
+  bool input_paused();
+  // Bytes that have arrived in the socket and are not read yet.
+  size_t socket_backlog() const;
   void check_pending_fds();
   void handle_message(const uint8_t* data, size_t len, const std::shared_ptr<std::vector<uint8_t>>& buffer);
   bool take_fds_of_message(const wire::Header& h, size_t len);
@@ -108,6 +119,8 @@ class Peer final : public Pollable {
   bool closed_ = false;
   bool monitor_ = false;
 
+  std::shared_ptr<kdbus::Account> account_ = std::make_shared<kdbus::Account>();
+  int budget_ = 0;  // messages this peer may still have handled in this turn
   std::vector<uint8_t> in_;
   size_t in_start_ = 0, in_end_ = 0;
   LargeInput large_;  // buffer set while a large message is being read

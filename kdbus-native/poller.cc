@@ -26,6 +26,10 @@ int Poller::add(int fd, Pollable* p, bool writable) {
 
 int Poller::add_listener(int fd, Pollable* p) { return control(epfd_.get(), EPOLL_CTL_ADD, fd, EPOLLIN, p); }
 
+int Poller::pause_listener(int fd, Pollable* p, bool paused) {
+  return control(epfd_.get(), EPOLL_CTL_MOD, fd, paused ? 0u : static_cast<uint32_t>(EPOLLIN), p);
+}
+
 int Poller::watch_writable(int fd, Pollable* p) {
   return control(epfd_.get(), EPOLL_CTL_MOD, fd, kReadEdges | EPOLLOUT, p);
 }

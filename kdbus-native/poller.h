@@ -36,6 +36,8 @@ class Poller {
   int add(int fd, Pollable* p, bool writable = false);
   // A listening socket: readable (level) while connections wait.
   int add_listener(int fd, Pollable* p);
+  // Stops or resumes reporting a listener's readiness.
+  int pause_listener(int fd, Pollable* p, bool paused);
   // From now on edges of writability too.
   int watch_writable(int fd, Pollable* p);
   // Up to `max` ready sockets, without waiting; -1 on error.

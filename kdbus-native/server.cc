@@ -1,5 +1,8 @@
 #include "server.h"
 
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,11 +26,35 @@ struct Server::ListenSocket final : Pollable {
 namespace {
 
 constexpr const char* kBusName = "org.freedesktop.DBus";
+// How long listeners rest when out of fds and no client has gone since.
+constexpr uint64_t kFdRetryMs = 500;
+// Freed memory worth handing back to the kernel, and how often at most.
+constexpr size_t kTrimAfterBytes = 16 * 1024 * 1024;
+constexpr uint64_t kTrimDelayMs = 1000;
+
+// As dbus-daemon: as root, at least 65536 fds; anyone may raise the soft
+// limit to the hard one.
+void raise_fd_limit() {
+  constexpr rlim_t kEnoughFds = 65536;
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (::getuid() == 0) {
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < kEnoughFds) lim.rlim_cur = kEnoughFds;
+    if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < lim.rlim_cur) lim.rlim_max = lim.rlim_cur;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) == 0) return;
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  if (lim.rlim_cur == lim.rlim_max) return;
+  lim.rlim_cur = lim.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+}
 
 }  // namespace
 
 Server::Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver)
     : loop_(loop), config_(std::move(config)), driver_(driver), bus_(this) {
+  raise_fd_limit();
+  spare_fd_ = util::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!poller_.valid()) return;  // listen() reports it
   poller_watch_ = std::make_unique<uv_poll_t>();
   uv_poll_init(loop_, poller_watch_.get(), poller_.fd());
@@ -122,7 +149,10 @@ Peer* Server::accept_one(ListenSocket& ls) {
   do {
     fd = ::accept4(ls.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return nullptr;  // EAGAIN, or out of fds: try again on the next wakeup
+  if (fd < 0) {
+    if (errno == EMFILE || errno == ENFILE) out_of_fds(ls);
+    return nullptr;  // EAGAIN: nobody waits
+  }
   if (config_.limits.max_incomplete_connections != 0 && incomplete_ >= config_.limits.max_incomplete_connections) {
     ::close(fd);  // as dbus-daemon: too many connections still authenticating
     return nullptr;
@@ -135,6 +165,58 @@ Peer* Server::accept_one(ListenSocket& ls) {
   p->start();
   arm_sweep();
   return p;
+}
+
+// A level-triggered listener that cannot be accepted from would wake the
+// loop at once again: the clients waiting are accepted with the spare fd and
+// closed at once (they see the connection end before authenticating), and
+// if even that fails the listeners rest until a client goes or a timer.
+void Server::out_of_fds(ListenSocket& ls) {
+  if (spare_fd_.valid()) {
+    spare_fd_.reset();
+    for (;;) {
+      int fd = ::accept4(ls.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0 && errno == EINTR) continue;
+      if (fd < 0) break;
+      ::close(fd);
+    }
+    spare_fd_ = util::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (spare_fd_.valid()) return;
+  }
+  if (listeners_paused_) return;
+  listeners_paused_ = true;
+  for (auto& l : listeners_) {
+    if (l->listener.fd.valid()) poller_.pause_listener(l->listener.fd.get(), l.get(), true);
+  }
+  if (!resume_timer_) {
+    resume_timer_ = std::make_unique<uv_timer_t>();
+    uv_timer_init(loop_, resume_timer_.get());
+    resume_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(resume_timer_.get()));
+  }
+  uv_timer_start(resume_timer_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->resume_listeners(); },
+                 kFdRetryMs, 0);
+}
+
+void Server::resume_listeners() {
+  if (!listeners_paused_) return;
+  listeners_paused_ = false;
+  if (resume_timer_) uv_timer_stop(resume_timer_.get());
+  if (!spare_fd_.valid()) spare_fd_ = util::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  for (auto& l : listeners_) {
+    if (l->listener.fd.valid()) poller_.pause_listener(l->listener.fd.get(), l.get(), false);
+  }
+}
+
+void Server::trim_later() {
+  if (!trim_timer_) {
+    trim_timer_ = std::make_unique<uv_timer_t>();
+    uv_timer_init(loop_, trim_timer_.get());
+    trim_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(trim_timer_.get()));
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(trim_timer_.get()))) return;
+  uv_timer_start(trim_timer_.get(), [](uv_timer_t*) { ::malloc_trim(0); }, kTrimDelayMs, 0);
 }
 
 // Closed peers (and their sockets) are released after the loop's poll
@@ -151,6 +233,8 @@ void Server::release_later() {
     auto* self = static_cast<Server*>(h->data);
     uv_check_stop(h);
     self->dying_.clear();
+    // Their fds are free again.
+    self->resume_listeners();
   });
 }
 
@@ -179,8 +263,21 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
   } else if (!kdbus::parse_unique_name(h.destination, msg->dst_id)) {
     msg->dst_id = kdbus::kDstName;
     msg->dst_name = std::string(h.destination);
+  } else if (h.has_reply_serial && as == kdbus::kIdBus) {
+    // The bus's answers count against the caller: one that calls the driver
+    // without reading the answers stops being read, like any sender.
+    auto it = by_id_.find(msg->dst_id);
+    if (it != by_id_.end())
+      msg->charge = kdbus::Charge(it->second->account(), msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
   }
+  const kdbus::ConnId dst = msg->dst_id;
   int rc = bus_.send(as, msg);
+  // The bus does not wait for anyone: a client whose queue cannot take the
+  // bus's own message has fallen too far behind to be kept.
+  if (rc == ENOBUFS && as == kdbus::kIdBus && dst != kdbus::kDstName && dst != kdbus::kDstBroadcast) {
+    auto it = by_id_.find(dst);
+    if (it != by_id_.end()) overflowed_.push_back(dst);
+  }
   // The bus's own message refused by its recipient's policy: nobody is told
   // but monitors, which see it and the refusal.
   if (rc == EACCES && as == kdbus::kIdBus && bus_.has_monitors()) bus_.observe_denied(kdbus::kIdBus, std::move(msg));
@@ -246,6 +343,8 @@ void Server::shutdown() {
   Batch batch(*this);
   close_handle(std::move(sweep_timer_));
   close_handle(std::move(reply_timer_));
+  close_handle(std::move(resume_timer_));
+  close_handle(std::move(trim_timer_));
   // The listeners stay (closed) until the server goes: an event for one may
   // be in the middle of being handled.
   for (auto& ls : listeners_) {
@@ -368,6 +467,12 @@ void Server::queue_ready(kdbus::ConnId id, void* owner) {
   mark_dirty(static_cast<Peer*>(owner));
 }
 
+// Inside an engine command: the receiver is disconnected once it is over.
+void Server::queue_overflow(kdbus::ConnId id, void* owner) {
+  if (owner == this) return;  // activators take only unicast
+  overflowed_.push_back(id);
+}
+
 int Server::add_activator(const std::string& name, kdbus::ConnId& out) {
   if (activators_.count(name)) return EEXIST;
   kdbus::HelloParams hp;
@@ -438,7 +543,10 @@ void Server::peer_closed(Peer* p) {
 
 void Server::flush() {
   ++batch_depth_;  // output written now may close peers and queue more
-  while (!dirty_.empty() || !activations_due_.empty()) {
+  while (!dirty_.empty() || !activations_due_.empty() || !overflowed_.empty()) {
+    std::vector<kdbus::ConnId> full;
+    full.swap(overflowed_);
+    for (kdbus::ConnId id : full) disconnect(id, "its queue is full (max_outgoing_bytes): a broadcast could not be queued");
     std::vector<Peer*> batch;
     batch.swap(dirty_);
     for (Peer* p : batch) {
@@ -462,6 +570,12 @@ void Server::flush() {
   }
   --batch_depth_;
   if (config_.limits.reply_timeout_ms != 0) arm_reply_timer();
+  const size_t charged = kdbus::Account::total_bytes();
+  charged_peak_ = std::max(charged_peak_, charged);
+  if (charged_peak_ - charged >= kTrimAfterBytes) {
+    charged_peak_ = charged;
+    trim_later();
+  }
 }
 
 }  // namespace bridge

@@ -79,7 +79,8 @@ struct ServerLimits {
   size_t max_connections_per_user = 0;
   uint64_t reply_timeout_ms = 0;  // 0 = replies may take forever
   uint64_t auth_timeout_ms = 0;   // 0 = a client may take forever to say Hello
-  size_t max_incoming_unix_fds = 0;     // fds received ahead of the rest of their message
+  size_t max_incoming_bytes = 0;        // what a sender may have queued in the bus before it is not read
+  size_t max_incoming_unix_fds = 0;     // likewise fds; and fds received ahead of the rest of their message
   uint64_t pending_fd_timeout_ms = 0;   // how long such fds may wait for it
 };
 
@@ -160,6 +161,7 @@ class Server : public kdbus::QueueListener {
 
   // kdbus::QueueListener
   void queue_ready(kdbus::ConnId id, void* owner) override;
+  void queue_overflow(kdbus::ConnId id, void* owner) override;
 
  private:
   friend class Peer;
@@ -167,6 +169,12 @@ class Server : public kdbus::QueueListener {
 
   void on_accept(ListenSocket& ls);
   Peer* accept_one(ListenSocket& ls);
+  // Out of fds: refuse who waits, and stop watching listeners that cannot
+  // be emptied until an fd is freed.
+  void out_of_fds(ListenSocket& ls);
+  void resume_listeners();
+  // Gives freed heap back to the kernel after a burst (rate-limited).
+  void trim_later();
   void release_later();
   // The client sockets' readiness (poller_), and peers that stopped reading
   // before draining their socket so others get a turn (resumed when idle).
@@ -195,7 +203,15 @@ class Server : public kdbus::QueueListener {
   DriverHandler* driver_;
   kdbus::Bus bus_;
   // Large message bodies are read into these and sent from them.
-  kdbus::BufferPool buffers_{8, 16 * 1024 * 1024};
+  kdbus::BufferPool buffers_{8, 4 * 1024 * 1024, 16 * 1024 * 1024};
+  // Kept open to make room for accepting (and refusing) a client when the
+  // process is out of fds.
+  util::UniqueFd spare_fd_;
+  bool listeners_paused_ = false;
+  std::unique_ptr<uv_timer_t> resume_timer_;
+  std::unique_ptr<uv_timer_t> trim_timer_;
+  std::vector<kdbus::ConnId> overflowed_;
+  size_t charged_peak_ = 0;  // the most the accounts held since the last trim
   std::vector<std::unique_ptr<ListenSocket>> listeners_;
   Poller poller_;
   std::unique_ptr<uv_poll_t> poller_watch_;

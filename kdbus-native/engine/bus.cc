@@ -373,7 +373,12 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
           ++refused;
         }
       }
-      if (roles != 0 && can_take_copy(c, *m)) enqueue(c, m, roles);
+      if (roles == 0) continue;
+      if (can_take_copy(c, *m)) {
+        enqueue(c, m, roles);
+      } else if ((!carries_fds(*m) || c.accepts_fds()) && listener != nullptr) {
+        listener->queue_overflow(c.id(), c.owner());
+      }
     }
     // After the signal itself, as monitors of dbus-daemon see them; the
     // sender is not told.

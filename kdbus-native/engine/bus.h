@@ -58,6 +58,9 @@ class QueueListener {
  public:
   virtual ~QueueListener() = default;
   virtual void queue_ready(ConnId id, void* owner) = 0;
+  // A broadcast could not be queued for a receiver whose queue is full: the
+  // receiver has fallen too far behind to be kept (same rules as above).
+  virtual void queue_overflow(ConnId id, void* owner) = 0;
 };
 
 struct HelloParams {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../util/fd.h"
+#include "account.h"
 
 namespace kdbus {
 
@@ -97,6 +98,9 @@ struct Message {
   std::shared_ptr<FdSet> fds;
   MatchView view;
   Notification notify;  // kind != None only for what the bus produces
+  // Against the sender (or, for the bus's answers, the caller) until the
+  // last receiver has written the message out.
+  Charge charge;
 };
 
 // Why a message sits in one receiver's queue; a notification can concern the

@@ -10,6 +10,8 @@ using Buffer = std::vector<uint8_t>;
 struct BufferPool::State {
   size_t max_buffers;
   size_t max_buffer;
+  size_t max_idle_bytes;
+  size_t idle_bytes = 0;
   std::vector<std::unique_ptr<Buffer>> idle;
 
   void give_back(std::unique_ptr<Buffer> b) {
@@ -19,9 +21,14 @@ struct BufferPool::State {
       auto smallest = std::min_element(idle.begin(), idle.end(),
                                        [](const auto& a, const auto& c) { return a->size() < c->size(); });
       if ((*smallest)->size() >= b->size()) return;
+      if (idle_bytes - (*smallest)->size() + b->size() > max_idle_bytes) return;
+      idle_bytes = idle_bytes - (*smallest)->size() + b->size();
       *smallest = std::move(b);
       return;
     }
+    // Beyond that the memory goes back to the allocator once a burst is over.
+    if (idle_bytes + b->size() > max_idle_bytes) return;
+    idle_bytes += b->size();
     idle.push_back(std::move(b));
   }
 
@@ -35,14 +42,16 @@ struct BufferPool::State {
   };
 };
 
-BufferPool::BufferPool(size_t max_buffers, size_t max_buffer) : s_(std::make_shared<State>()) {
+BufferPool::BufferPool(size_t max_buffers, size_t max_buffer, size_t max_idle_bytes)
+    : s_(std::make_shared<State>()) {
   s_->max_buffers = max_buffers;
   s_->max_buffer = max_buffer;
+  s_->max_idle_bytes = max_idle_bytes;
 }
 
 BufferPool::~BufferPool() = default;
 
-std::shared_ptr<Buffer> BufferPool::take(size_t size) {
+std::shared_ptr<Buffer> BufferPool::take(size_t size, size_t fresh) {
   auto& idle = s_->idle;
   // The smallest idle buffer that is large enough.
   auto best = idle.end();
@@ -54,12 +63,15 @@ std::shared_ptr<Buffer> BufferPool::take(size_t size) {
     b = std::move(*best);
     *best = std::move(idle.back());
     idle.pop_back();
+    s_->idle_bytes -= b->size();
   } else {
-    b = std::make_unique<Buffer>(size);
+    b = std::make_unique<Buffer>(fresh);
   }
   return std::shared_ptr<Buffer>(b.release(), State::GiveBack{s_});
 }
 
 size_t BufferPool::idle() const { return s_->idle.size(); }
+
+size_t BufferPool::idle_bytes() const { return s_->idle_bytes; }
 
 }  // namespace kdbus

@@ -13,16 +13,19 @@ namespace kdbus {
 
 class BufferPool {
  public:
-  // Keeps at most `max_buffers` idle buffers, none larger than `max_buffer`.
-  BufferPool(size_t max_buffers, size_t max_buffer);
+  // Keeps at most `max_buffers` idle buffers, none larger than `max_buffer`
+  // and together at most `max_idle_bytes`.
+  BufferPool(size_t max_buffers, size_t max_buffer, size_t max_idle_bytes);
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // A buffer of at least `size` bytes; its contents are unspecified.
-  std::shared_ptr<std::vector<uint8_t>> take(size_t size);
+  // An idle buffer of at least `size` bytes, or else a new one of `fresh`
+  // bytes (which the caller grows as it needs); contents unspecified.
+  std::shared_ptr<std::vector<uint8_t>> take(size_t size, size_t fresh);
 
   size_t idle() const;
+  size_t idle_bytes() const;
 
  private:
   struct State;

@@ -42,6 +42,8 @@ export interface StartBusOptions {
   config?: string;
   /** The daemon to start instead of the one under test (e.g. the reference dbus-daemon). */
   daemon?: string;
+  /** A command (and its arguments) that runs the daemon, such as prlimit. */
+  wrapper?: string[];
 }
 
 export async function startBus(options: StartBusOptions = {}): Promise<RunningBus> {
@@ -49,7 +51,8 @@ export async function startBus(options: StartBusOptions = {}): Promise<RunningBu
   const configFile = join(dir, 'bus.conf');
   const config = options.config?.split('{dir}').join(dir) ?? sessionLikeConfig(dir);
   writeFileSync(configFile, config);
-  const child = spawnTracked(options.daemon ?? daemonPath(), [`--config-file=${configFile}`, '--print-address', '--nofork'], {
+  const command = [...(options.wrapper ?? []), options.daemon ?? daemonPath(), `--config-file=${configFile}`, '--print-address', '--nofork'];
+  const child = spawnTracked(command[0], command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let address: string;
