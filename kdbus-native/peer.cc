@@ -310,11 +310,13 @@ void Peer::process_input() {
         // An idle pooled buffer is memory the bus holds already; a new one
         // holds what has arrived, in our buffer and in the socket.
         large_.buffer =
-            server_.buffers().take(total, std::min(total, std::max({2 * avail, avail + socket_backlog(), kLargeMessage})));
+            server_.buffers().take(total, std::min(total, std::max({2 * avail, avail + socket_backlog(), kIdleBuffer})));
         large_.total = total;
         large_.filled = avail;
         std::memcpy(large_.buffer->data(), data, avail);
         in_start_ = in_end_ = 0;
+        // A client that stalls inside a large message holds one buffer, not two.
+        std::vector<uint8_t>().swap(in_);
         return;
       }
       // The rest goes behind it (prepare_input grows in_ as it arrives).
