@@ -135,6 +135,50 @@ bridgeOnly('a user over its byte quota', () => {
   });
 });
 
+bridgeOnly('a user over its fd quota', () => {
+  let bus: RunningBus;
+
+  beforeAll(async () => {
+    // Each connection alone could queue 1000 fds; the user together 8.
+    bus = await startQuotaBus(
+      '<limit name="max_incoming_unix_fds">1000</limit><limit name="max_outgoing_unix_fds">1000</limit>' +
+        '<limit name="max_incoming_bytes">67108864</limit><limit name="max_outgoing_bytes">67108864</limit>' +
+        '<limit name="max_incoming_unix_fds_per_user">8</limit>',
+    );
+  });
+
+  afterAll(async () => {
+    await bus.stop();
+  });
+
+  test('has all its connections stopped until its fds are taken, and nothing is lost', async () => {
+    const CONNS = 3;
+    const COUNT = 20;
+    // Large enough that the receiver's socket fills and the bus holds the rest.
+    const SIZE = 64 * 1024;
+    const path = socketPath(bus.address);
+    const receiver = spawnTracked(PYTHON, [fixture('quota_client.py'), 'sink', path, 'org.example.FdSink', `${CONNS * COUNT}`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const flooder = spawnAs(NOBODY, ['flood-fds', path, 'org.example.FdSink', `${CONNS}`, `${COUNT}`, `${SIZE}`]);
+    try {
+      await waitForLine(receiver, /^ready/, 10000);
+      await waitForLine(flooder, /^connected/, 10000);
+      expect(await waitForLine(flooder, /^(stalled|done) /, 20000)).toMatch(/^stalled /);
+      // Its output is kept from here on: the flooder's end is awaited first.
+      let received = '';
+      receiver.stdout?.on('data', (c: Buffer) => (received += c.toString()));
+      receiver.stdin?.write('read\n');
+      expect(await waitForLine(flooder, /^done /, 30000)).toBe(`done ${CONNS * COUNT}`);
+      expect(await until(() => received.includes('\n'), 30000)).toBe(true);
+      expect(received).toBe(`got ${CONNS * COUNT}\n`);
+    } finally {
+      await terminate(flooder);
+      await terminate(receiver);
+    }
+  });
+});
+
 bridgeOnly('the count quotas of a user', () => {
   let bus: RunningBus;
 
