@@ -62,6 +62,11 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
   get("max_incoming_bytes", server.max_incoming_bytes);
   get("max_incoming_unix_fds", server.max_incoming_unix_fds);
   get("pending_fd_timeout", server.pending_fd_timeout_ms);
+  get("max_incoming_bytes_per_user", server.max_incoming_bytes_per_user);
+  get("max_incoming_unix_fds_per_user", server.max_incoming_unix_fds_per_user);
+  get("max_names_per_user", engine.max_names_per_user);
+  get("max_match_rules_per_user", engine.max_match_rules_per_user);
+  get("max_replies_per_user", engine.max_pending_replies_per_user);
 }
 
 class BusWrap : public Napi::ObjectWrap<BusWrap>,

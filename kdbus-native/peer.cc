@@ -123,7 +123,9 @@ size_t Peer::socket_backlog() const {
 bool Peer::input_paused() {
   if (state_ != State::Active) return false;
   const ServerLimits& l = server_.config().limits;
-  return account_->over(l.max_incoming_bytes, l.max_incoming_unix_fds);
+  if (account_->over(l.max_incoming_bytes, l.max_incoming_unix_fds)) return true;
+  // The server wakes every connection of the user once its account drains.
+  return user_account_ && user_account_->over(l.max_incoming_bytes_per_user, l.max_incoming_unix_fds_per_user);
 }
 
 // Edge-triggered: the socket is read until it is empty, or for a bounded
@@ -525,7 +527,7 @@ void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
                    const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds) {
   auto msg = prepare(h, data, len, buffer);
   msg->fds = std::move(fds);
-  msg->charge = kdbus::Charge(account_, msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
+  msg->charge = kdbus::Charge(account_, user_account_, msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
   if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
   if (!h.has_destination) {
     if (h.type == wire::MsgType::MethodCall) {

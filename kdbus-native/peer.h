@@ -37,6 +37,10 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   // Charged with what the bus holds for it: its messages until their last
   // receiver has written them out, and the bus's answers to its calls.
   const std::shared_ptr<kdbus::Account>& account() const { return account_; }
+  // Shared by every connection of its user (set at Hello; null for a user
+  // without a quota): charged with the same as account().
+  const std::shared_ptr<kdbus::Account>& user_account() const { return user_account_; }
+  void set_user_account(std::shared_ptr<kdbus::Account> a) { user_account_ = std::move(a); }
   // Moves deliveries from the engine queue into the output queue and writes.
   void pull_and_write();
   // Idempotent; the peer is released by the server after the current batch.
@@ -120,6 +124,7 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   bool monitor_ = false;
 
   std::shared_ptr<kdbus::Account> account_ = std::make_shared<kdbus::Account>();
+  std::shared_ptr<kdbus::Account> user_account_;
   int budget_ = 0;  // messages this peer may still have handled in this turn
   std::vector<uint8_t> in_;
   size_t in_start_ = 0, in_end_ = 0;

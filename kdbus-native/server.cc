@@ -112,7 +112,33 @@ void Server::on_idle() {
   if (unread_.empty()) uv_idle_stop(unread_idle_.get());
 }
 
-Server::~Server() { shutdown(); }
+Server::~Server() {
+  shutdown();
+  // Charges held by messages still in the engine may outlive the peers.
+  for (auto& kv : user_accounts_) {
+    if (auto a = kv.second.lock()) a->set_listener(nullptr);
+  }
+}
+
+std::shared_ptr<kdbus::Account> Server::user_account(uid_t uid) {
+  std::weak_ptr<kdbus::Account>& slot = user_accounts_[uid];
+  std::shared_ptr<kdbus::Account> a = slot.lock();
+  if (!a) {
+    a = std::make_shared<kdbus::Account>();
+    a->set_listener(this);
+    slot = a;
+  }
+  return a;
+}
+
+// Rare (only after the user was over its quota), so a walk over the peers
+// is cheaper than keeping a list per user up to date.
+void Server::account_drained(kdbus::Account& a) {
+  for (auto& kv : peers_) {
+    Peer* p = kv.first;
+    if (!p->closed() && p->user_account().get() == &a) read_later(p);
+  }
+}
 
 bool Server::listen(std::string_view addresses, std::vector<std::string>& printable, std::string& err) {
   if (!poller_.valid()) {
@@ -268,7 +294,8 @@ int Server::send_from_bus(std::vector<uint8_t> bytes, std::shared_ptr<kdbus::FdS
     // without reading the answers stops being read, like any sender.
     auto it = by_id_.find(msg->dst_id);
     if (it != by_id_.end())
-      msg->charge = kdbus::Charge(it->second->account(), msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
+      msg->charge = kdbus::Charge(it->second->account(), it->second->user_account(), msg->payload.size(),
+                                  msg->fds ? msg->fds->fds.size() : 0);
   }
   const kdbus::ConnId dst = msg->dst_id;
   int rc = bus_.send(as, msg);
@@ -374,6 +401,8 @@ std::string Server::admit(Peer& p, uid_t uid) {
   if (counted_user) {
     ++per_user_[uid];
     p.counted_uid = uid;
+    // Root runs the system's own services: it is not held to a user quota.
+    if (uid != 0) p.set_user_account(user_account(uid));
   }
   return {};
 }
@@ -383,7 +412,14 @@ void Server::release(Peer& p) {
   if (p.counted_completed) --completed_;
   if (p.counted_uid != static_cast<uid_t>(-1)) {
     auto it = per_user_.find(p.counted_uid);
-    if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+    if (it != per_user_.end() && --it->second == 0) {
+      per_user_.erase(it);
+      p.set_user_account(nullptr);
+      // Messages of the user's may still hold its account; a user who comes
+      // back before they are gone gets the same one.
+      auto a = user_accounts_.find(p.counted_uid);
+      if (a != user_accounts_.end() && a->second.expired()) user_accounts_.erase(a);
+    }
   }
   p.counted_incomplete = p.counted_completed = false;
   p.counted_uid = static_cast<uid_t>(-1);

@@ -82,6 +82,8 @@ struct ServerLimits {
   size_t max_incoming_bytes = 0;        // what a sender may have queued in the bus before it is not read
   size_t max_incoming_unix_fds = 0;     // likewise fds; and fds received ahead of the rest of their message
   uint64_t pending_fd_timeout_ms = 0;   // how long such fds may wait for it
+  size_t max_incoming_bytes_per_user = 0;     // likewise for all the connections of one uid together
+  size_t max_incoming_unix_fds_per_user = 0;
 };
 
 struct ServerConfig {
@@ -90,7 +92,7 @@ struct ServerConfig {
   std::string machine_id;  // 32 hex digits, Peer.GetMachineId's answer
 };
 
-class Server : public kdbus::QueueListener {
+class Server : public kdbus::QueueListener, public kdbus::AccountListener {
  public:
   Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver);
   ~Server() override;
@@ -162,6 +164,8 @@ class Server : public kdbus::QueueListener {
   // kdbus::QueueListener
   void queue_ready(kdbus::ConnId id, void* owner) override;
   void queue_overflow(kdbus::ConnId id, void* owner) override;
+  // kdbus::AccountListener: a user's account drained; its connections are read again.
+  void account_drained(kdbus::Account& a) override;
 
  private:
   friend class Peer;
@@ -187,6 +191,8 @@ class Server : public kdbus::QueueListener {
   // A peer says Hello: empty when it may complete, else why a connection
   // limit forbids it (dbus-daemon's LimitsExceeded text).
   std::string admit(Peer& p, uid_t uid);
+  // The account shared by the connections of `uid` (made on first use).
+  std::shared_ptr<kdbus::Account> user_account(uid_t uid);
   void release(Peer& p);
   void arm_reply_timer();
   // Once a second while armed: disconnects clients that have not completed
@@ -228,6 +234,7 @@ class Server : public kdbus::QueueListener {
   size_t incomplete_ = 0;
   size_t completed_ = 0;
   std::unordered_map<uid_t, size_t> per_user_;
+  std::unordered_map<uid_t, std::weak_ptr<kdbus::Account>> user_accounts_;
   std::unique_ptr<uv_timer_t> reply_timer_;
   std::unique_ptr<uv_timer_t> sweep_timer_;
   ActivationHandler* activation_ = nullptr;

@@ -31,6 +31,15 @@ export function defaultLimits(): Limits {
     max_containers_per_user: 16,
     max_container_metadata_bytes: 4096,
     max_connections_per_container: 8,
+    // Quotas of one uid over all its connections (root is exempt): a few
+    // connections' worth of the per-connection limits above, far beyond
+    // what a desktop session holds, so that only a user hoarding the bus
+    // meets them while other users keep being served.
+    max_incoming_bytes_per_user: ONE_MEGABYTE * 127 * 4,
+    max_incoming_unix_fds_per_user: DEFAULT_MESSAGE_UNIX_FDS * 4 * 4,
+    max_names_per_user: 50000,
+    max_match_rules_per_user: 50000,
+    max_replies_per_user: 50000,
   };
 }
 
@@ -54,6 +63,9 @@ const INT_LIMITS: ReadonlySet<LimitName> = new Set<LimitName>([
   'max_containers_per_user',
   'max_container_metadata_bytes',
   'max_connections_per_container',
+  'max_names_per_user',
+  'max_match_rules_per_user',
+  'max_replies_per_user',
 ]);
 
 export function isLimitName(name: string): name is LimitName {

@@ -41,7 +41,10 @@ export interface SelinuxAssociation {
 
 export type ApparmorMode = 'required' | 'enabled' | 'disabled';
 
-/** Every limit dbus-daemon 1.14 knows, by its configuration name. */
+/**
+ * Every limit dbus-daemon 1.14 knows, by its configuration name, and the
+ * per-user quotas of this bus (the *_per_user names dbus-daemon lacks).
+ */
 export type LimitName =
   | 'max_incoming_bytes'
   | 'max_incoming_unix_fds'
@@ -63,7 +66,12 @@ export type LimitName =
   | 'max_containers'
   | 'max_containers_per_user'
   | 'max_container_metadata_bytes'
-  | 'max_connections_per_container';
+  | 'max_connections_per_container'
+  | 'max_incoming_bytes_per_user'
+  | 'max_incoming_unix_fds_per_user'
+  | 'max_names_per_user'
+  | 'max_match_rules_per_user'
+  | 'max_replies_per_user';
 
 export type Limits = Record<LimitName, number>;
 

@@ -3,7 +3,10 @@
 // and fds of its messages that some receiver's socket has not taken yet.
 // A message carries a Charge against its sender's Account for as long as it
 // exists, so a message shared by many receivers is charged once, until the
-// last of them has written it out (dbus-daemon's incoming counter).
+// last of them has written it out (dbus-daemon's incoming counter). The
+// same charge also goes to the account of the sender's user (uid), which
+// all that user's connections share, so one user can hold at most its
+// quota of the bus however many connections it opens.
 #include <cstddef>
 #include <memory>
 
@@ -40,12 +43,12 @@ class Account {
 
  private:
   friend class Charge;
-  void add(size_t bytes, size_t fds) {
+  void add(size_t bytes, size_t fds, bool in_total = true) {
     bytes_ += bytes;
     fds_ += fds;
-    total_bytes_ += bytes;
+    if (in_total) total_bytes_ += bytes;
   }
-  void remove(size_t bytes, size_t fds);
+  void remove(size_t bytes, size_t fds, bool in_total = true);
 
   size_t bytes_ = 0, fds_ = 0;
   size_t max_bytes_ = 0, max_fds_ = 0;
@@ -58,18 +61,20 @@ class Account {
 class Charge {
  public:
   Charge() = default;
-  Charge(std::shared_ptr<Account> account, size_t bytes, size_t fds)
-      : account_(std::move(account)), bytes_(bytes), fds_(fds) {
+  // `user` may be null (a user without a quota).
+  Charge(std::shared_ptr<Account> account, std::shared_ptr<Account> user, size_t bytes, size_t fds)
+      : account_(std::move(account)), user_(std::move(user)), bytes_(bytes), fds_(fds) {
     if (account_) account_->add(bytes_, fds_);
+    if (user_) user_->add(bytes_, fds_, false);
   }
-  ~Charge() {
-    if (account_) account_->remove(bytes_, fds_);
-  }
-  Charge(Charge&& o) noexcept : account_(std::move(o.account_)), bytes_(o.bytes_), fds_(o.fds_) {}
+  ~Charge() { release(); }
+  Charge(Charge&& o) noexcept
+      : account_(std::move(o.account_)), user_(std::move(o.user_)), bytes_(o.bytes_), fds_(o.fds_) {}
   Charge& operator=(Charge&& o) noexcept {
     if (this != &o) {
-      if (account_) account_->remove(bytes_, fds_);
+      release();
       account_ = std::move(o.account_);
+      user_ = std::move(o.user_);
       bytes_ = o.bytes_;
       fds_ = o.fds_;
     }
@@ -79,7 +84,14 @@ class Charge {
   Charge& operator=(const Charge&) = delete;
 
  private:
+  // What the user holds in the bus counts only once in the total.
+  void release() {
+    if (account_) account_->remove(bytes_, fds_);
+    if (user_) user_->remove(bytes_, fds_, false);
+  }
+
   std::shared_ptr<Account> account_;
+  std::shared_ptr<Account> user_;
   size_t bytes_ = 0, fds_ = 0;
 };
 

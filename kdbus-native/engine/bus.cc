@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "connection.h"
@@ -73,7 +74,7 @@ Metadata own_metadata() {
 
 }  // namespace
 
-struct Bus::State final : OwnershipOracle, NameQueueOracle {
+struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
   QueueListener* listener = nullptr;
   Metadata creator;
   BusLimits limits;
@@ -102,6 +103,30 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
   uint64_t messages_sent = 0;
   std::shared_ptr<const PolicyConfig> policy;
   PolicyDenial denial;
+  // Per uid, while it has ordinary connections. Nodes stay put, so the
+  // connections and reply waits may point at them.
+  std::unordered_map<uid_t, UserUsage> users;
+
+  void names_changed(ConnId id, long delta) override {
+    Connection* c = find(id);
+    if (c != nullptr && c->user != nullptr) c->user->names += static_cast<size_t>(delta);
+  }
+
+  // Root runs the system's own services and is not held to user limits.
+  void attach_user(Connection& c) {
+    const Metadata& md = c.metadata();
+    if (!c.is_ordinary() || !md.has_creds || md.uid == 0) return;
+    c.user = &users[md.uid];
+    ++c.user->connections;
+  }
+  // Once the connection has let go of its names, rules and waits.
+  void detach_user(Connection& c) {
+    if (c.user == nullptr) return;
+    c.user->match_rules -= c.matches().size();
+    UserUsage* u = c.user;
+    c.user = nullptr;
+    if (--u->connections == 0) users.erase(c.metadata().uid);
+  }
 
   bool in_queue(ConnId id, std::string_view name) const override { return names.has_joined(id, name); }
 
@@ -432,6 +457,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle {
 Bus::Bus(QueueListener* listener) : s_(std::make_unique<State>()) {
   s_->listener = listener;
   s_->creator = own_metadata();
+  s_->names.set_counter(s_.get());
 }
 
 Bus::~Bus() = default;
@@ -462,6 +488,7 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   const bool ordinary = conn->is_ordinary();
   if (conn->is_monitor()) ++s_->monitors;
   Connection& added = *conn;
+  s_->attach_user(added);
   s_->conns.emplace(id, std::move(conn));
   s_->track_watcher(added);
   if (activator) s_->names.add_activator(id, act_name);
@@ -503,7 +530,10 @@ int Bus::disconnect(ConnId id) {
   s_->replies.drop_caller(id);
 
   std::vector<NameTransfer> transfers;
+  // Out of the table, so its names are uncounted here.
+  if (conn->user != nullptr) conn->user->names -= s_->names.joined_count(id);
   s_->names.release_all(id, transfers);
+  s_->detach_user(*conn);
   s_->emit_transfers(transfers);
   for (const PendingReply& r : s_->replies.drop_callee(id)) s_->emit_reply_failure(NotifyKind::ReplyDead, r);
   if (conn->is_ordinary() && s_->announced.erase(id)) s_->emit_id_change(NotifyKind::IdRemove, id);
@@ -512,8 +542,9 @@ int Bus::disconnect(ConnId id) {
 
 int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   if (!msg) return EINVAL;
+  Connection* src = nullptr;
   if (sender != kIdBus) {
-    Connection* src = s_->find(sender);
+    src = s_->find(sender);
     if (src == nullptr) return ENXIO;
     // An activator speaks only to answer what queued at it (a failed start).
     const bool reply_only = msg->cookie_reply != 0 && !(msg->flags & kMsgExpectReply);
@@ -543,7 +574,9 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   }
   if (!dst->queue().fits(*msg, s_->queue_limits())) return ENOBUFS;
   if ((msg->flags & kMsgExpectReply) && checked) {
-    if (int err = s_->replies.add(sender, dst->id(), msg->cookie, msg->timeout_ns, s_->limits.max_pending_replies)) {
+    UserUsage* user = src->user;
+    if (int err = s_->replies.add(sender, dst->id(), msg->cookie, msg->timeout_ns, s_->limits.max_pending_replies,
+                                  user != nullptr ? &user->replies : nullptr, s_->limits.max_pending_replies_per_user)) {
       return err;
     }
   }
@@ -587,10 +620,12 @@ int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   if (c == nullptr) return ENXIO;
   if (!c->is_ordinary()) return EPERM;
   s_->forget_rules(*c);
-  c->clear_matches();
   s_->replies.drop_caller(id);
   std::vector<NameTransfer> transfers;
   s_->names.release_all(id, transfers);
+  // A monitor counts against nobody.
+  s_->detach_user(*c);
+  c->clear_matches();
   s_->emit_transfers(transfers);
   for (const PendingReply& r : s_->replies.drop_callee(id)) s_->emit_reply_failure(NotifyKind::ReplyDead, r);
   // Still an ordinary peer here, so it hears NameLost for its unique name.
@@ -617,6 +652,10 @@ int Bus::name_acquire(ConnId id, std::string_view name, uint64_t flags, uint64_t
   // As dbus-daemon counts: the unique name is one of the names a connection has.
   if (s_->limits.max_names != 0 && !s_->names.has_joined(id, name) &&
       s_->names.joined_count(id) + 1 >= s_->limits.max_names) {
+    return E2BIG;
+  }
+  if (c->user != nullptr && s_->limits.max_names_per_user != 0 && !s_->names.has_joined(id, name) &&
+      c->user->names >= s_->limits.max_names_per_user) {
     return E2BIG;
   }
   std::vector<NameTransfer> transfers;
@@ -710,6 +749,11 @@ int Bus::match_add(ConnId id, uint64_t cookie, MatchRule rule) {
   Connection* c = s_->find(id);
   if (c == nullptr) return ENXIO;
   if (s_->limits.max_match_rules != 0 && c->matches().size() >= s_->limits.max_match_rules) return EMFILE;
+  if (c->user != nullptr && s_->limits.max_match_rules_per_user != 0 &&
+      c->user->match_rules >= s_->limits.max_match_rules_per_user) {
+    return EMFILE;
+  }
+  if (c->user != nullptr) ++c->user->match_rules;
   if (rule.eavesdrop) ++s_->eavesdrop_rules;
   ++s_->match_rules;
   c->add_match(cookie, std::move(rule));
@@ -724,6 +768,7 @@ int Bus::match_remove(ConnId id, uint64_t cookie) {
   size_t removed = c->remove_match(cookie);
   if (removed == 0) return EBADSLT;
   s_->match_rules -= removed;
+  if (c->user != nullptr) c->user->match_rules -= removed;
   s_->eavesdrop_rules -= eavesdrop_before - c->eavesdrop_rules();
   s_->track_watcher(*c);
   return 0;

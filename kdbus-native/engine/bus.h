@@ -96,6 +96,11 @@ struct BusLimits {
   size_t max_queued_fds = 0;         // unix fds waiting per receiver, likewise
   size_t max_match_rules = 0;        // per connection (EMFILE)
   size_t max_names = 0;              // names per connection, its unique name included (E2BIG)
+  // The same summed over the ordinary connections of one uid (root exempt),
+  // failing with the same errors.
+  size_t max_pending_replies_per_user = 0;
+  size_t max_match_rules_per_user = 0;
+  size_t max_names_per_user = 0;     // well-known names owned or queued for
 };
 
 // Why the last EACCES from send() / check_send_to_bus() was returned, for

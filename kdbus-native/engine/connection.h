@@ -19,6 +19,14 @@
 
 namespace kdbus {
 
+// What the ordinary connections of one uid hold in the bus together.
+struct UserUsage {
+  size_t connections = 0;
+  size_t names = 0;
+  size_t match_rules = 0;
+  size_t replies = 0;
+};
+
 struct MatchEntry {
   uint64_t cookie = 0;
   MatchRule rule;
@@ -46,6 +54,10 @@ class Connection {
   // names and be addressed by id.
   bool is_ordinary() const { return !(flags_ & (kHelloMonitor | kHelloActivator | kHelloPolicyHolder)); }
   bool accepts_fds() const { return flags_ & kHelloAcceptFd; }
+
+  // Its user's totals; null when it counts against no user (root, no
+  // credentials, not an ordinary peer). Owned by the bus.
+  UserUsage* user = nullptr;
 
   // Its rules from the security policy, made when it connects.
   ClientPolicy& policy() { return policy_; }

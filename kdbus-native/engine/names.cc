@@ -23,13 +23,18 @@ int NameRegistry::check_name(std::string_view name) {
   return 0;
 }
 
-void NameRegistry::join(ConnId id, const std::string& name) { joined_[id].push_back(name); }
+void NameRegistry::join(ConnId id, const std::string& name) {
+  joined_[id].push_back(name);
+  if (counter_ != nullptr) counter_->names_changed(id, 1);
+}
 
 void NameRegistry::leave(ConnId id, const std::string& name) {
   auto it = joined_.find(id);
   if (it == joined_.end()) return;
   auto& v = it->second;
+  const size_t before = v.size();
   v.erase(std::remove(v.begin(), v.end(), name), v.end());
+  if (counter_ != nullptr && v.size() != before) counter_->names_changed(id, -static_cast<long>(before - v.size()));
   if (v.empty()) joined_.erase(it);
 }
 
@@ -144,7 +149,12 @@ void NameRegistry::release_all(ConnId id, std::vector<NameTransfer>& out) {
       remove_owner(it, id, out);
       gc(it);
     }
-    joined_.erase(id);
+    // remove_owner left every name it joined; anything else still counted goes too.
+    j = joined_.find(id);
+    if (j != joined_.end()) {
+      if (counter_ != nullptr) counter_->names_changed(id, -static_cast<long>(j->second.size()));
+      joined_.erase(j);
+    }
   }
   for (auto it = names_.begin(); it != names_.end();) {
     auto next = std::next(it);

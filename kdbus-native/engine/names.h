@@ -33,8 +33,18 @@ struct NameEntry {
   ConnId activator = 0;
 };
 
+// Told of every name a connection joins or leaves (owner or waiter), so the
+// bus can keep per-user totals without walking the registry.
+class NameCounter {
+ public:
+  virtual ~NameCounter() = default;
+  virtual void names_changed(ConnId id, long delta) = 0;
+};
+
 class NameRegistry {
  public:
+  void set_counter(NameCounter* c) { counter_ = c; }
+
   // Well-formed, and not one the bus keeps for itself: EINVAL for a
   // malformed name, EPERM for unique names and org.freedesktop.DBus.
   static int check_name(std::string_view name);
@@ -72,6 +82,7 @@ class NameRegistry {
   std::map<std::string, NameEntry, std::less<>> names_;
   // Per connection, the names it owns or waits for, in the order it joined.
   std::unordered_map<ConnId, std::vector<std::string>> joined_;
+  NameCounter* counter_ = nullptr;
 };
 
 }  // namespace kdbus

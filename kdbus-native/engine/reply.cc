@@ -5,7 +5,8 @@
 
 namespace kdbus {
 
-int ReplyTracker::add(ConnId caller, ConnId callee, uint64_t cookie, uint64_t deadline_ns, size_t limit) {
+int ReplyTracker::add(ConnId caller, ConnId callee, uint64_t cookie, uint64_t deadline_ns, size_t limit,
+                      size_t* user_count, size_t user_limit) {
   Key key{caller, callee, cookie};
   auto it = waits_.find(key);
   if (it != waits_.end()) {
@@ -15,12 +16,14 @@ int ReplyTracker::add(ConnId caller, ConnId callee, uint64_t cookie, uint64_t de
     return 0;
   }
   size_t& count = per_caller_[caller];
-  if (limit != 0 && count >= limit) {
+  const bool user_full = user_count != nullptr && user_limit != 0 && *user_count >= user_limit;
+  if ((limit != 0 && count >= limit) || user_full) {
     if (count == 0) per_caller_.erase(caller);
     return EMLINK;
   }
   ++count;
-  waits_.emplace(key, PendingReply{caller, callee, cookie, deadline_ns, ++order_});
+  if (user_count != nullptr) ++*user_count;
+  waits_.emplace(key, PendingReply{caller, callee, cookie, deadline_ns, ++order_, user_count});
   if (deadline_ns != 0) deadlines_.insert({deadline_ns, key});
   return 0;
 }
@@ -33,6 +36,7 @@ void ReplyTracker::erase(std::map<Key, PendingReply>::iterator it) {
   if (it->second.deadline_ns != 0) deadlines_.erase({it->second.deadline_ns, it->first});
   auto c = per_caller_.find(it->second.caller);
   if (c != per_caller_.end() && --c->second == 0) per_caller_.erase(c);
+  if (it->second.user_count != nullptr) --*it->second.user_count;
   waits_.erase(it);
 }
 
@@ -52,6 +56,7 @@ void ReplyTracker::move_callee(ConnId caller, uint64_t cookie, ConnId from, Conn
   Key key{caller, to, cookie};
   if (waits_.count(key) != 0) return;
   ++per_caller_[caller];
+  if (r.user_count != nullptr) ++*r.user_count;
   waits_.emplace(key, r);
   if (r.deadline_ns != 0) deadlines_.insert({r.deadline_ns, key});
 }

@@ -20,13 +20,17 @@ struct PendingReply {
   uint64_t cookie = 0;
   uint64_t deadline_ns = 0;  // 0 = never
   uint64_t order = 0;        // registration order
+  size_t* user_count = nullptr;  // the caller's user's total, kept while the wait exists
 };
 
 class ReplyTracker {
  public:
-  // EMLINK when the caller already waits for `limit` replies (0 = no limit).
+  // EMLINK when the caller already waits for `limit` replies, or its user
+  // (whose total is *user_count, null for none) for `user_limit` (0 = no
+  // limit). *user_count must outlive the caller's waits (drop_caller).
   // Registering the same (caller, callee, cookie) again refreshes the deadline.
-  int add(ConnId caller, ConnId callee, uint64_t cookie, uint64_t deadline_ns, size_t limit);
+  int add(ConnId caller, ConnId callee, uint64_t cookie, uint64_t deadline_ns, size_t limit,
+          size_t* user_count = nullptr, size_t user_limit = 0);
 
   bool has(ConnId caller, ConnId callee, uint64_t cookie) const;
   bool take(ConnId caller, ConnId callee, uint64_t cookie);

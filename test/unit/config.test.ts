@@ -219,6 +219,32 @@ describe('loadConfig', () => {
     expect(c.limits.max_incoming_unix_fds).toBe(8);
   });
 
+  test('the per-user quotas are limits of their own, with generous defaults', () => {
+    const main = write(
+      'quota.conf',
+      '<busconfig><listen>x:</listen>' +
+        '<limit name="max_incoming_bytes_per_user">4096</limit><limit name="max_incoming_unix_fds_per_user">3</limit>' +
+        '<limit name="max_names_per_user">5</limit><limit name="max_match_rules_per_user">6</limit>' +
+        '<limit name="max_replies_per_user">7</limit></busconfig>',
+    );
+    const c = loadConfig(main);
+    expect(c.limits.max_incoming_bytes_per_user).toBe(4096);
+    expect(c.limits.max_incoming_unix_fds_per_user).toBe(3);
+    expect(c.limits.max_names_per_user).toBe(5);
+    expect(c.limits.max_match_rules_per_user).toBe(6);
+    expect(c.limits.max_replies_per_user).toBe(7);
+    const d = defaultLimits();
+    // A user's share is several connections' worth, never less than one's.
+    expect(d.max_incoming_bytes_per_user).toBeGreaterThanOrEqual(4 * d.max_incoming_bytes);
+    expect(d.max_incoming_unix_fds_per_user).toBeGreaterThanOrEqual(4 * d.max_incoming_unix_fds);
+    expect(d.max_names_per_user).toBeGreaterThanOrEqual(50000);
+    expect(d.max_match_rules_per_user).toBeGreaterThanOrEqual(50000);
+    expect(d.max_replies_per_user).toBeGreaterThanOrEqual(50000);
+    expect(loadError(write('big.conf', '<busconfig><listen>x:</listen><limit name="max_names_per_user">4294967296</limit></busconfig>')).reason).toBe(
+      '<limit name="max_names_per_user"> value is too large',
+    );
+  });
+
   test('a configuration read through a file descriptor path', () => {
     const file = write('fd.conf', '<busconfig><listen>unix:path=/run/fd</listen></busconfig>');
     const fd = fs.openSync(file, 'r');
