@@ -54,7 +54,13 @@ function mutate(text, seeds, rnd) {
   let t = text;
   const rounds = 1 + rnd(6);
   for (let r = 0; r < rounds; ++r) {
-    const at = rnd(t.length + 1);
+    // Mostly between elements, so that mutants pass the XML syntax and
+    // reach the elements' own checks.
+    let at = rnd(t.length + 1);
+    if (rnd(4) !== 0) {
+      const next = t.indexOf('>', at);
+      at = next >= 0 ? next + 1 : t.length;
+    }
     switch (rnd(7)) {
       case 0: t = t.slice(0, at) + kTokens[rnd(kTokens.length)] + t.slice(at); break;
       case 1: t = t.slice(0, at) + t.slice(at + 1 + rnd(40)); break;
@@ -71,7 +77,7 @@ function mutate(text, seeds, rnd) {
 function check(loadConfig, ConfigError, file, dir) {
   try {
     loadConfig(file, { warn: () => {}, env: { HOME: dir, XDG_DATA_HOME: dir, XDG_DATA_DIRS: dir } });
-    return null;
+    return 'loaded';
   } catch (e) {
     if (!(e instanceof ConfigError)) return `threw something other than ConfigError: ${e && e.stack ? e.stack : e}`;
     const loc = e.location;
@@ -79,7 +85,7 @@ function check(loadConfig, ConfigError, file, dir) {
       return `ConfigError without a file and line: ${e.message}`;
     }
     if (!e.message.startsWith(`${loc.file}:${loc.line}: `)) return `ConfigError message does not start with FILE:LINE: ${e.message}`;
-    return null;
+    return 'refused';
   }
 }
 
@@ -114,7 +120,10 @@ if (isMainThread) {
     last = now;
     if (stalled >= kHangMs) finish(1, `a load has not returned for ${kHangMs / 1000} s`);
   }, 1000);
-  worker.on('message', (m) => finish(m.failure ? 1 : 0, m.failure));
+  worker.on('message', (m) => {
+    console.log(`config: ${m.loaded} loaded, ${m.refused} refused with a ConfigError`);
+    finish(m.failure ? 1 : 0, m.failure);
+  });
   worker.on('error', (e) => finish(1, `the fuzzer itself failed: ${e.stack}`));
 } else {
   const { seconds, seeds: seedDir, dir, progress, seed } = workerData;
@@ -125,14 +134,19 @@ if (isMainThread) {
   fs.mkdirSync(path.join(dir, 'system.d'), { recursive: true });
   const deadline = Date.now() + seconds * 1000;
   let failure = null;
+  let loaded = 0;
+  let refused = 0;
   // The seeds as they are, then mutants until time is up.
   for (let i = 0; !failure && (i < seeds.length || Date.now() < deadline); ++i) {
     const text = i < seeds.length ? seeds[i] : mutate(seeds[rnd(seeds.length)], seeds, rnd);
     fs.writeFileSync(file, text);
     // Now and then the included directory holds a mutant too.
     if (rnd(8) === 0) fs.writeFileSync(path.join(dir, 'system.d', 'a.conf'), mutate(seeds[rnd(seeds.length)], seeds, rnd));
-    failure = check(loadConfig, ConfigError, file, dir);
+    const outcome = check(loadConfig, ConfigError, file, dir);
+    if (outcome === 'loaded') loaded += 1;
+    else if (outcome === 'refused') refused += 1;
+    else failure = outcome;
     Atomics.add(progress, 0, 1);
   }
-  parentPort.postMessage({ failure });
+  parentPort.postMessage({ failure, loaded, refused });
 }

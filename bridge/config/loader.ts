@@ -259,7 +259,7 @@ function busconfigChild(state: LoadState, file: string, basedir: string, el: Xml
       return;
     case 'includedir':
       attributes(file, el, []);
-      includeDir(state, resolvePath(basedir, checkLeaf(file, el)));
+      includeDir(state, resolvePath(basedir, checkLeaf(file, el)), file, el);
       return;
     case 'limit':
       limit(state, file, el);
@@ -307,13 +307,13 @@ function include(state: LoadState, file: string, basedir: string, el: XmlElement
   }
 }
 
-function includeDir(state: LoadState, dir: string): void {
+function includeDir(state: LoadState, dir: string, file: string, el: XmlElement): void {
   let entries: string[];
   try {
     entries = fs.readdirSync(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new ConfigError(`Failed to read directory "${dir}": ${(e as Error).message}`);
+    fail(file, el, `Failed to read directory "${dir}": ${(e as Error).message}`);
   }
   // Sorted so that the merge order, and thus policy precedence, does not
   // depend on the file system's directory order.

@@ -69,6 +69,20 @@ describe('XML reader', () => {
 });
 
 describe('loadConfig', () => {
+  // Found by fuzz/config.js: the error had no file and line.
+  test('an <includedir> that cannot be read is an error at its line', () => {
+    const main = write('unreadable-dir.conf', `<busconfig>\n  <includedir>${'9'.repeat(300)}</includedir>\n</busconfig>`);
+    let error: unknown;
+    try {
+      loadConfig(main, { warn: () => {} });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).location).toEqual({ file: main, line: 2 });
+    expect((error as ConfigError).message).toMatch(/:2: Failed to read directory ".*": ENAMETOOLONG/);
+  });
+
   test('a configuration with DOCTYPE, include and includedir merges in document order', () => {
     write('extra/one.conf', DOCTYPE + '<busconfig><listen>tcp:host=localhost</listen><auth>ANONYMOUS</auth></busconfig>');
     write('drop/20-b.conf', '<busconfig><policy context="mandatory"><deny own="b.B"/></policy></busconfig>');
