@@ -4,11 +4,11 @@
 import { readFileSync } from 'fs';
 import { RunningBus, sessionLikeConfig, startBus } from '../helpers/bus';
 import { callDriver, connect, DRIVER } from '../helpers/client';
-import { FrameCounter } from '../helpers/frames';
+import { FrameCounter, marshall } from '../helpers/frames';
+import { sleep, until } from '../helpers/processes';
 import { RawClient } from '../helpers/raw';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const { marshallMessage } = require('dbus-next/lib/marshall-compat');
 
 const NO_REPLY_EXPECTED = 0x1;
 const METHOD_CALL = 1;
@@ -17,24 +17,6 @@ const ERROR = 3;
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() >= deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
-function marshall(fields: Record<string, unknown>): Buffer {
-  const [bytes] = marshallMessage({ flags: 0, signature: '', body: [], ...fields }) as [Buffer, number[]];
-  return bytes;
 }
 
 /** A raw client past Hello whose incoming messages are counted. */

@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from 'fs';
 import { RunningBus, sessionLikeConfig, startBus } from '../helpers/bus';
 import { callDriver, connect } from '../helpers/client';
+import { sleep } from '../helpers/processes';
 import { RawClient } from '../helpers/raw';
 
 // The bus may raise its own soft limit to the hard one, and as root (with
@@ -18,10 +19,6 @@ function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 describe('out of file descriptors', () => {

@@ -5,13 +5,12 @@ import { ChildProcess } from 'child_process';
 import { chmodSync, readFileSync } from 'fs';
 import { RunningBus, sessionLikeConfig, startBus } from '../helpers/bus';
 import { callDriver, connect, DRIVER } from '../helpers/client';
-import { FrameCounter } from '../helpers/frames';
-import { run, spawnTracked, terminate, waitForLine } from '../helpers/processes';
+import { FrameCounter, marshall } from '../helpers/frames';
+import { run, sleep, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
 import { RawClient, socketPath } from '../helpers/raw';
 import { fixture, PYTHON } from '../helpers/service';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const { marshallMessage } = require('dbus-next/lib/marshall-compat');
 
 const METHOD_CALL = 1;
 const NOBODY = 65534;
@@ -28,24 +27,6 @@ function spawnAs(uid: number, args: string[]): ChildProcess {
   const child = spawnTracked(command, [...rest, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin?.end(SCRIPT);
   return child;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() >= deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
-function marshall(fields: Record<string, unknown>): Buffer {
-  const [bytes] = marshallMessage({ flags: 0, signature: '', body: [], ...fields }) as [Buffer, number[]];
-  return bytes;
 }
 
 /** A root client past Hello owning `name`, whose incoming messages are counted. */

@@ -1,3 +1,6 @@
+/* eslint-disable @typescript-eslint/no-var-requires */
+const { marshallMessage } = require('dbus-next/lib/marshall-compat');
+
 /** Splits a D-Bus byte stream into messages by their length fields alone. */
 export interface Frame {
   type: number;
@@ -29,4 +32,10 @@ export class FrameCounter {
   count(type: number): number {
     return this.frames.filter((f) => f.type === type).length;
   }
+}
+
+/** One message marshalled by dbus-next, with defaults for what `fields` leaves out. */
+export function marshall(fields: Record<string, unknown>): Buffer {
+  const [bytes] = marshallMessage({ flags: 0, signature: '', body: [], ...fields }) as [Buffer, number[]];
+  return bytes;
 }

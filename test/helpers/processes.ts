@@ -122,3 +122,17 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     });
   });
 }
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `pred` until it holds (true) or `timeoutMs` passes (false). */
+export async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
