@@ -1,0 +1,76 @@
+// BYEBYE: refused while messages are queued; otherwise a clean disconnect.
+#include "../fixture.h"
+
+using namespace kdbus;
+using namespace enginetest;
+
+using V = std::vector<std::string>;
+
+TEST(byebye, "with an empty queue the connection goes") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  REQUIRE_ERR(f.add_match(a, "type='signal'"), 0);
+  CHECK_ERR(f.bus.byebye(b), 0);
+  CHECK_EQ(f.drain(a), V{"IdRemove :1.1 [M]"});
+  CHECK_ERR(f.send(a, f.call(b).cookie(1)), ENXIO);
+}
+
+TEST(byebye, "refused with EBUSY while messages are queued") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  REQUIRE_ERR(f.send(a, f.call(b).cookie(1)), 0);
+  CHECK_ERR(f.bus.byebye(b), EBUSY);
+  // Still fully there.
+  CHECK_EQ(f.drain(b), V{"call :1.0 c=1 [A]"});
+  CHECK_ERR(f.send(b, f.reply(a, 1).cookie(5)), 0);
+  CHECK_ERR(f.bus.byebye(b), 0);
+}
+
+TEST(byebye, "a second BYEBYE is EALREADY, an unknown id ENXIO") {
+  Fixture f;
+  ConnId a = f.hello();
+  CHECK_ERR(f.bus.byebye(a), 0);
+  CHECK_ERR(f.bus.byebye(a), EALREADY);
+  CHECK_ERR(f.bus.byebye(42), ENXIO);
+}
+
+TEST(byebye, "the socket closing after BYEBYE is quiet, once") {
+  Fixture f;
+  ConnId a = f.hello();
+  CHECK_ERR(f.bus.byebye(a), 0);
+  CHECK_ERR(f.bus.disconnect(a), 0);
+  CHECK_ERR(f.bus.disconnect(a), ENXIO);
+}
+
+TEST(byebye, "names pass to the next in queue") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  REQUIRE_ERR(f.acquire(a, "org.test.A"), 0);
+  REQUIRE_ERR(f.acquire(b, "org.test.A", kNameQueue), 0);
+  f.drain(a);
+  f.drain(b);
+  CHECK_ERR(f.bus.byebye(a), 0);
+  CHECK_EQ(f.drain(b), V{"NameChange org.test.A :1.0 :1.1 [N]"});
+  ConnId owner = 0;
+  CHECK_ERR(f.bus.name_owner("org.test.A", owner), 0);
+  CHECK_EQ(owner, b);
+}
+
+TEST(byebye, "callers waiting on it get ReplyDead") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  REQUIRE_ERR(f.send(a, f.call(b).cookie(7)), 0);
+  f.drain(b);
+  CHECK_ERR(f.bus.byebye(b), 0);
+  CHECK_EQ(f.drain(a), V{"ReplyDead r=7 :1.1 [A]"});
+}
+
+TEST(byebye, "a monitor's queue also holds it back") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  ConnId m = f.monitor();
+  REQUIRE_ERR(f.send(a, f.call(b).cookie(1)), 0);
+  CHECK_ERR(f.bus.byebye(m), EBUSY);
+  f.drain(m);
+  CHECK_ERR(f.bus.byebye(m), 0);
+}
