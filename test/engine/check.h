@@ -12,14 +12,17 @@
 namespace enginetest {
 
 struct Case {
-  const char* group;
-  const char* name;
-  void (*fn)();
+  std::string group;
+  std::string name;
+  std::function<void()> fn;
 };
 
+// Cases run in the order registered: each file's in its order.
 std::vector<Case>& registry();
 struct Register {
-  Register(const char* group, const char* name, void (*fn)()) { registry().push_back({group, name, fn}); }
+  Register(std::string group, std::string name, std::function<void()> fn) {
+    registry().push_back({std::move(group), std::move(name), std::move(fn)});
+  }
 };
 
 // Failed checks of the running case; the runner reads and clears it.

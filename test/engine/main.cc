@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   const bool list = filter == "--list";
   int passed = 0, failed = 0;
   for (const Case& c : registry()) {
-    const std::string full = std::string(c.group) + "/" + c.name;
+    const std::string full = c.group + "/" + c.name;
     if (list) {
       std::printf("%s\n", full.c_str());
       continue;
