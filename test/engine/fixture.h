@@ -13,6 +13,7 @@
 
 #include "../../kdbus-native/engine/bus.h"
 #include "check.h"
+#include "describe.h"
 
 namespace enginetest {
 
@@ -100,10 +101,5 @@ class Fixture {
 
   std::string_view keep(std::string_view s) { return arena.emplace_back(s); }
 };
-
-// One delivery as text: what it is, from whom, its cookies, and the roles it
-// has for the receiver ([A]ddressed, [M]atched, [E]avesdropped, [O]ld owner,
-// [N]ew owner).
-std::string describe(const kdbus::Delivery& d);
 
 }  // namespace enginetest
