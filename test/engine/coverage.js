@@ -5,7 +5,9 @@
 // every object (a header's lines count once, covered if any object ran
 // them) and prints "engine line coverage: X%".
 //
-//   node test/engine/coverage.js [--files] [--uncovered FILE]
+//   node test/engine/coverage.js [--files] [--uncovered FILE.cc]
+//
+// Needs gcc's gcov (it comes with g++).
 
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -44,6 +46,7 @@ function main(argv) {
   let covered = 0;
   for (const [file, m] of [...lines].sort()) {
     const n = m.size;
+    if (n === 0) continue;
     const c = [...m.values()].filter(Boolean).length;
     total += n;
     covered += c;
