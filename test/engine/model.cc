@@ -74,6 +74,8 @@ struct MConn {
   std::vector<std::pair<uint64_t, Rule>> rules;
   uint64_t next_cookie = 1;
   std::vector<uint64_t> sent_calls;  // cookies it sent with EXPECT_REPLY
+  // Sees a copy of everything ([E]); invisible, may not send or own names.
+  bool monitor = false;
 };
 
 struct Owner {
@@ -113,6 +115,7 @@ class Model {
     return true;
   }
   bool any_rule(const MConn& c, const Sig& s) const {
+    if (c.monitor) return false;
     for (const auto& [cookie, r] : c.rules) {
       if (matches(r, s)) return true;
     }
@@ -120,12 +123,28 @@ class Model {
   }
 
   void push(ConnId id, std::string text, int64_t prio, uint64_t s) { conns[id].queue.push_back({std::move(text), prio, s}); }
+  bool is_monitor(ConnId id) const {
+    auto it = conns.find(id);
+    return it != conns.end() && it->second.monitor;
+  }
+  bool is_peer(ConnId id) const { return conns.count(id) && !is_monitor(id); }
+  // `text` without its roles. What the bus says itself reaches monitors
+  // whatever their queues hold; copies of what peers send only if it fits.
+  void to_monitors(const std::string& text, int64_t prio, uint64_t s, bool bounded) {
+    for (auto& [id, c] : conns) {
+      if (c.monitor && (!bounded || c.queue.size() < kMaxQueue)) push(id, text + " [E]", prio, s);
+    }
+  }
 
   // NameOwnerChanged and its NameLost/NameAcquired roles.
   void owner_change(const std::string& kind_text, const std::string& name, ConnId old_id, ConnId new_id) {
     const uint64_t s = ++seq;
     Sig sig{"org.freedesktop.DBus", 0, "NameOwnerChanged", "/org/freedesktop/DBus", name};
     for (auto& [id, c] : conns) {
+      if (c.monitor) {
+        push(id, kind_text + " [E]", 0, s);
+        continue;
+      }
       std::string roles;
       if (id == old_id) roles += "O";
       if (any_rule(c, sig)) roles = roles + "M";
@@ -155,15 +174,19 @@ class Model {
     return std::find_if(q.begin(), q.end(), [&](const Owner& o) { return o.id == id; });
   }
 
-  int hello(ConnId& id) {
+  int hello(ConnId& id, bool monitor) {
     id = next_id++;
-    conns[id];
-    owner_change("IdAdd " + unique_name(id), unique_name(id), 0, 0);
+    conns[id].monitor = monitor;
+    if (!monitor) owner_change("IdAdd " + unique_name(id), unique_name(id), 0, 0);
     return 0;
   }
 
   int disconnect(ConnId id) {
     if (!conns.count(id)) return gone_by_byebye.erase(id) ? 0 : ENXIO;
+    if (is_monitor(id)) {
+      conns.erase(id);
+      return 0;
+    }
     conns.erase(id);
     for (auto it = waits.begin(); it != waits.end();) it = std::get<0>(it->first) == id ? waits.erase(it) : std::next(it);
     std::vector<std::string> mine = joined[id];
@@ -183,7 +206,9 @@ class Model {
     std::sort(dead.begin(), dead.end());
     for (auto& [o, k] : dead) {
       waits.erase(k);
-      push(std::get<0>(k), "ReplyDead r=" + std::to_string(std::get<2>(k)) + " " + unique_name(id) + " [A]", 0, ++seq);
+      const std::string t = "ReplyDead r=" + std::to_string(std::get<2>(k)) + " " + unique_name(id);
+      push(std::get<0>(k), t + " [A]", 0, ++seq);
+      to_monitors(t, 0, seq, false);
     }
     owner_change("IdRemove " + unique_name(id), unique_name(id), 0, 0);
     return 0;
@@ -200,6 +225,7 @@ class Model {
   int acquire(ConnId id, const std::string& name, uint64_t flags, uint64_t& rf) {
     rf = 0;
     if (!conns.count(id)) return ENXIO;
+    if (is_monitor(id)) return EPERM;
     flags &= kNameReplaceExisting | kNameAllowReplacement | kNameQueue;
     auto& q = names[name];
     if (q.empty()) {
@@ -251,6 +277,7 @@ class Model {
 
   int release(ConnId id, const std::string& name) {
     if (!conns.count(id)) return ENXIO;
+    if (is_monitor(id)) return EPERM;
     auto it = names.find(name);
     if (it == names.end()) return ESRCH;
     auto& q = it->second;
@@ -281,17 +308,18 @@ class Model {
   int call(ConnId from, ConnId dst_id, const std::string& by_name, bool expect, int64_t prio, uint64_t deadline,
            uint64_t& cookie) {
     if (!conns.count(from)) return ENXIO;
+    if (is_monitor(from)) return EPERM;
     ConnId dst = dst_id;
     if (!by_name.empty()) {
       ConnId u = 0;
       if (by_name[0] == ':') {
-        if (!parse_unique_name(by_name, u) || !conns.count(u)) return ESRCH;
+        if (!parse_unique_name(by_name, u) || !is_peer(u)) return ESRCH;
         dst = u;
       } else {
         dst = primary(by_name);
         if (dst == 0) return ESRCH;
       }
-    } else if (!conns.count(dst)) {
+    } else if (!is_peer(dst)) {
       return ENXIO;
     }
     if (conns[dst].queue.size() >= kMaxQueue) return ENOBUFS;
@@ -308,32 +336,37 @@ class Model {
     std::string t = "call " + unique_name(from) + " c=" + std::to_string(cookie) + " Ma";
     if (prio) t += " p=" + std::to_string(prio);
     push(dst, t + " [A]", prio, ++seq);
+    to_monitors(t, prio, seq, true);
     ++messages_sent;
     return 0;
   }
 
   int reply(ConnId from, ConnId to, uint64_t reply_cookie, uint64_t& cookie) {
     if (!conns.count(from)) return ENXIO;
-    if (!conns.count(to)) return ENXIO;
+    if (is_monitor(from)) return EPERM;
+    if (!is_peer(to)) return ENXIO;
     auto it = waits.find({to, from, reply_cookie});
     if (it == waits.end()) return EPERM;
     if (conns[to].queue.size() >= kMaxQueue) return ENOBUFS;
     waits.erase(it);
     cookie = conns[from].next_cookie++;
-    push(to, "return " + unique_name(from) + " c=" + std::to_string(cookie) + " r=" + std::to_string(reply_cookie) + " [A]",
-         0, ++seq);
+    const std::string t = "return " + unique_name(from) + " c=" + std::to_string(cookie) + " r=" + std::to_string(reply_cookie);
+    push(to, t + " [A]", 0, ++seq);
+    to_monitors(t, 0, seq, true);
     ++messages_sent;
     return 0;
   }
 
   int signal(ConnId from, const Sig& s, uint64_t& cookie) {
     if (!conns.count(from)) return ENXIO;
+    if (is_monitor(from)) return EPERM;
     cookie = conns[from].next_cookie++;
     const uint64_t sq = ++seq;
+    const std::string t = "signal " + unique_name(from) + " c=" + std::to_string(cookie) + " " + s.member;
     for (auto& [id, c] : conns) {
-      if (!any_rule(c, s)) continue;
+      if (!c.monitor && !any_rule(c, s)) continue;
       if (c.queue.size() >= kMaxQueue) continue;  // the overflow is the listener's business
-      push(id, "signal " + unique_name(from) + " c=" + std::to_string(cookie) + " " + s.member + " [M]", 0, sq);
+      push(id, t + (c.monitor ? " [E]" : " [M]"), 0, sq);
     }
     ++messages_sent;
     return 0;
@@ -347,7 +380,9 @@ class Model {
     std::sort(due.begin(), due.end());
     for (auto& [d, caller, callee, cookie] : due) {
       waits.erase({caller, callee, cookie});
-      push(caller, "ReplyTimeout r=" + std::to_string(cookie) + " " + unique_name(callee) + " [A]", 0, ++seq);
+      const std::string t = "ReplyTimeout r=" + std::to_string(cookie) + " " + unique_name(callee);
+      push(caller, t + " [A]", 0, ++seq);
+      to_monitors(t, 0, seq, false);
     }
     return static_cast<int>(due.size());
   }
@@ -372,7 +407,9 @@ class Model {
 
   std::vector<std::string> listing() const {
     std::vector<std::string> v;
-    for (auto& [id, c] : conns) v.push_back(unique_name(id) + " " + unique_name(id) + " 0");
+    for (auto& [id, c] : conns) {
+      if (!c.monitor) v.push_back(unique_name(id) + " " + unique_name(id) + " 0");
+    }
     for (auto& [n, q] : names) {
       for (size_t i = 0; i < q.size(); ++i)
         v.push_back(n + " " + unique_name(q[i].id) + " " + std::to_string(q[i].flags | (i == 0 ? kNamePrimary : kNameInQueue)));
@@ -480,9 +517,12 @@ class Run {
 
   bool op_hello() {
     ConnId me = 0, be = 0;
-    int m = model_.hello(me);
-    int b = bus_.hello(HelloParams{}, be);
-    return agree("hello", m, b) && agree_text("hello id", unique_name(me), unique_name(be));
+    const bool monitor = rng_() % 8 == 0;
+    HelloParams p;
+    if (monitor) p.flags = kHelloMonitor;
+    int m = model_.hello(me, monitor);
+    int b = bus_.hello(std::move(p), be);
+    return agree(monitor ? "hello monitor" : "hello", m, b) && agree_text("hello id", unique_name(me), unique_name(be));
   }
   bool op_disconnect() {
     ConnId id = any_id();
@@ -509,6 +549,7 @@ class Run {
   }
   bool op_match_add() {
     ConnId id = any_id();
+    if (model_.is_monitor(id)) return true;  // a monitor's rules are its filter: not modelled
     Rule r;
     if (rng_() % 3 == 0) r.type = rng_() % 4 ? 4 : 1;
     if (rng_() % 2) r.member = rng_() % 4 ? kMembers[rng_() % 2] : "NameOwnerChanged";
@@ -533,6 +574,7 @@ class Run {
   }
   bool op_match_remove() {
     ConnId id = any_id();
+    if (model_.is_monitor(id)) return true;
     const uint64_t cookie = 1 + rng_() % 3;
     return agree("match_remove " + unique_name(id) + " " + std::to_string(cookie), model_.match_remove(id, cookie),
                  bus_.match_remove(id, cookie));
