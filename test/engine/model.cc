@@ -67,6 +67,11 @@ struct Entry {
   std::string text;  // as describe() writes it
   int64_t priority = 0;
   uint64_t seq = 0;
+  // A call queued at an activator: what the name's owner takes over.
+  std::string dst_name;
+  ConnId src = 0;
+  uint64_t cookie = 0;
+  bool expect = false;
 };
 
 struct MConn {
@@ -76,6 +81,11 @@ struct MConn {
   std::vector<uint64_t> sent_calls;  // cookies it sent with EXPECT_REPLY
   // Sees a copy of everything ([E]); invisible, may not send or own names.
   bool monitor = false;
+  // Stands in for a name nobody owns; may only answer what queued at it.
+  bool activator = false;
+  // Calls that woke it, held back from monitors until shown (the texts
+  // without roles).
+  std::vector<Entry> unobserved;
 };
 
 struct Owner {
@@ -93,6 +103,8 @@ class Model {
   std::map<ConnId, MConn> conns;
   std::set<ConnId> gone_by_byebye;
   std::map<std::string, std::deque<Owner>> names;
+  std::map<std::string, ConnId> activators;
+  ConnId next_hidden = kDstBroadcast - 1;
   std::map<ConnId, std::vector<std::string>> joined;
   std::map<std::tuple<ConnId, ConnId, uint64_t>, Wait> waits;  // caller, callee, cookie
   ConnId next_id = 1;
@@ -115,19 +127,29 @@ class Model {
     return true;
   }
   bool any_rule(const MConn& c, const Sig& s) const {
-    if (c.monitor) return false;
+    if (c.monitor || c.activator) return false;
     for (const auto& [cookie, r] : c.rules) {
       if (matches(r, s)) return true;
     }
     return false;
   }
 
-  void push(ConnId id, std::string text, int64_t prio, uint64_t s) { conns[id].queue.push_back({std::move(text), prio, s}); }
+  void push(ConnId id, std::string text, int64_t prio, uint64_t s) { conns[id].queue.push_back(Entry{std::move(text), prio, s, "", 0, 0, false}); }
   bool is_monitor(ConnId id) const {
     auto it = conns.find(id);
     return it != conns.end() && it->second.monitor;
   }
-  bool is_peer(ConnId id) const { return conns.count(id) && !is_monitor(id); }
+  bool is_activator(ConnId id) const {
+    auto it = conns.find(id);
+    return it != conns.end() && it->second.activator;
+  }
+  bool is_peer(ConnId id) const { return conns.count(id) && !is_monitor(id) && !is_activator(id); }
+  bool any_monitor() const {
+    for (auto& [id, c] : conns) {
+      if (c.monitor) return true;
+    }
+    return false;
+  }
   // `text` without its roles. What the bus says itself reaches monitors
   // whatever their queues hold; copies of what peers send only if it fits.
   void to_monitors(const std::string& text, int64_t prio, uint64_t s, bool bounded) {
@@ -174,6 +196,46 @@ class Model {
     return std::find_if(q.begin(), q.end(), [&](const Owner& o) { return o.id == id; });
   }
 
+  int hello_activator(ConnId& id, const std::string& name) {
+    if (activators.count(name)) return EEXIST;
+    id = next_hidden--;
+    conns[id].activator = true;
+    activators[name] = id;
+    return 0;
+  }
+
+  void show_unobserved(ConnId act) {
+    std::vector<Entry> held;
+    held.swap(conns[act].unobserved);
+    for (const Entry& e : held) to_monitors(e.text, e.priority, e.seq, true);
+  }
+
+  // The name got its first owner: what queued at its activator moves over,
+  // with the reply waits of those calls.
+  void hand_over(const std::string& name, ConnId owner) {
+    auto a = activators.find(name);
+    if (a == activators.end()) return;
+    const ConnId act = a->second;
+    show_unobserved(act);
+    auto& q = conns[act].queue;
+    for (auto it = q.begin(); it != q.end();) {
+      if (it->dst_name != name) {
+        ++it;
+        continue;
+      }
+      if (it->expect) {
+        auto w = waits.find({it->src, act, it->cookie});
+        if (w != waits.end()) {
+          Wait kept = w->second;
+          waits.erase(w);
+          waits[{it->src, owner, it->cookie}] = kept;
+        }
+      }
+      conns[owner].queue.push_back(*it);
+      it = q.erase(it);
+    }
+  }
+
   int hello(ConnId& id, bool monitor) {
     id = next_id++;
     conns[id].monitor = monitor;
@@ -185,6 +247,12 @@ class Model {
     if (!conns.count(id)) return gone_by_byebye.erase(id) ? 0 : ENXIO;
     if (is_monitor(id)) {
       conns.erase(id);
+      return 0;
+    }
+    if (is_activator(id)) {
+      conns.erase(id);
+      for (auto it = activators.begin(); it != activators.end();) it = it->second == id ? activators.erase(it) : std::next(it);
+      reply_dead(id);
       return 0;
     }
     conns.erase(id);
@@ -199,6 +267,13 @@ class Model {
       if (was_primary) transfer(*n, id, q.empty() ? 0 : q.front().id);
       if (q.empty()) names.erase(*n);
     }
+    reply_dead(id);
+    owner_change("IdRemove " + unique_name(id), unique_name(id), 0, 0);
+    return 0;
+  }
+
+  // Every call waiting on `id` fails, in the order they were made.
+  void reply_dead(ConnId id) {
     std::vector<std::pair<uint64_t, std::tuple<ConnId, ConnId, uint64_t>>> dead;
     for (auto& [k, w] : waits) {
       if (std::get<1>(k) == id) dead.push_back({w.order, k});
@@ -210,8 +285,6 @@ class Model {
       push(std::get<0>(k), t + " [A]", 0, ++seq);
       to_monitors(t, 0, seq, false);
     }
-    owner_change("IdRemove " + unique_name(id), unique_name(id), 0, 0);
-    return 0;
   }
 
   int byebye(ConnId id) {
@@ -225,13 +298,14 @@ class Model {
   int acquire(ConnId id, const std::string& name, uint64_t flags, uint64_t& rf) {
     rf = 0;
     if (!conns.count(id)) return ENXIO;
-    if (is_monitor(id)) return EPERM;
+    if (is_monitor(id) || is_activator(id)) return EPERM;
     flags &= kNameReplaceExisting | kNameAllowReplacement | kNameQueue;
     auto& q = names[name];
     if (q.empty()) {
       q.push_back({id, flags});
       join(id, name);
       transfer(name, 0, id);
+      hand_over(name, id);
       rf = kNameAcquired | kNamePrimary;
       return 0;
     }
@@ -277,7 +351,7 @@ class Model {
 
   int release(ConnId id, const std::string& name) {
     if (!conns.count(id)) return ENXIO;
-    if (is_monitor(id)) return EPERM;
+    if (is_monitor(id) || is_activator(id)) return EPERM;
     auto it = names.find(name);
     if (it == names.end()) return ESRCH;
     auto& q = it->second;
@@ -305,10 +379,10 @@ class Model {
   }
 
   // dst: an id (by_name empty) or a name.
-  int call(ConnId from, ConnId dst_id, const std::string& by_name, bool expect, int64_t prio, uint64_t deadline,
-           uint64_t& cookie) {
+  int call(ConnId from, ConnId dst_id, const std::string& by_name, bool expect, bool no_auto_start, int64_t prio,
+           uint64_t deadline, uint64_t& cookie) {
     if (!conns.count(from)) return ENXIO;
-    if (is_monitor(from)) return EPERM;
+    if (is_monitor(from) || is_activator(from)) return EPERM;
     ConnId dst = dst_id;
     if (!by_name.empty()) {
       ConnId u = 0;
@@ -317,7 +391,12 @@ class Model {
         dst = u;
       } else {
         dst = primary(by_name);
-        if (dst == 0) return ESRCH;
+        if (dst == 0) {
+          auto a = activators.find(by_name);
+          if (a == activators.end()) return ESRCH;
+          if (no_auto_start) return EADDRNOTAVAIL;
+          dst = a->second;
+        }
       }
     } else if (!is_peer(dst)) {
       return ENXIO;
@@ -335,15 +414,23 @@ class Model {
     ++src.next_cookie;
     std::string t = "call " + unique_name(from) + " c=" + std::to_string(cookie) + " Ma";
     if (prio) t += " p=" + std::to_string(prio);
-    push(dst, t + " [A]", prio, ++seq);
-    to_monitors(t, prio, seq, true);
+    MConn& d = conns[dst];
+    const bool defer = d.activator && (d.queue.empty() || !d.unobserved.empty());
+    d.queue.push_back({t + " [A]", prio, ++seq, d.activator ? by_name : "", from, cookie, expect});
+    if (!any_monitor()) {
+      // nobody to show it to
+    } else if (defer) {
+      d.unobserved.push_back(Entry{t, prio, seq, "", 0, 0, false});
+    } else {
+      to_monitors(t, prio, seq, true);
+    }
     ++messages_sent;
     return 0;
   }
 
   int reply(ConnId from, ConnId to, uint64_t reply_cookie, uint64_t& cookie) {
     if (!conns.count(from)) return ENXIO;
-    if (is_monitor(from)) return EPERM;
+    if (is_monitor(from)) return EPERM;  // an activator may answer
     if (!is_peer(to)) return ENXIO;
     auto it = waits.find({to, from, reply_cookie});
     if (it == waits.end()) return EPERM;
@@ -359,7 +446,7 @@ class Model {
 
   int signal(ConnId from, const Sig& s, uint64_t& cookie) {
     if (!conns.count(from)) return ENXIO;
-    if (is_monitor(from)) return EPERM;
+    if (is_monitor(from) || is_activator(from)) return EPERM;
     cookie = conns[from].next_cookie++;
     const uint64_t sq = ++seq;
     const std::string t = "signal " + unique_name(from) + " c=" + std::to_string(cookie) + " " + s.member;
@@ -408,11 +495,20 @@ class Model {
   std::vector<std::string> listing() const {
     std::vector<std::string> v;
     for (auto& [id, c] : conns) {
-      if (!c.monitor) v.push_back(unique_name(id) + " " + unique_name(id) + " 0");
+      if (!c.monitor && !c.activator) v.push_back(unique_name(id) + " " + unique_name(id) + " 0");
     }
-    for (auto& [n, q] : names) {
-      for (size_t i = 0; i < q.size(); ++i)
-        v.push_back(n + " " + unique_name(q[i].id) + " " + std::to_string(q[i].flags | (i == 0 ? kNamePrimary : kNameInQueue)));
+    std::set<std::string> all;
+    for (auto& [n, q] : names) all.insert(n);
+    for (auto& [n, a] : activators) all.insert(n);
+    for (const std::string& n : all) {
+      auto it = names.find(n);
+      if (it != names.end()) {
+        const auto& q = it->second;
+        for (size_t i = 0; i < q.size(); ++i)
+          v.push_back(n + " " + unique_name(q[i].id) + " " + std::to_string(q[i].flags | (i == 0 ? kNamePrimary : kNameInQueue)));
+      }
+      auto a = activators.find(n);
+      if (a != activators.end()) v.push_back(n + " " + unique_name(a->second) + " " + std::to_string(kNameActivator));
     }
     return v;
   }
@@ -455,7 +551,8 @@ class Run {
     if (op < 58) return op_reply();
     if (op < 68) return op_signal();
     if (op < 71) return op_expire();
-    if (op < 97) return op_recv();
+    if (op < 96) return op_recv();
+    if (op < 97) return op_show_unobserved();
     return op_list();
   }
 
@@ -517,6 +614,15 @@ class Run {
 
   bool op_hello() {
     ConnId me = 0, be = 0;
+    if (rng_() % 8 == 0) {
+      const std::string name = kNames[rng_() % 3];
+      HelloParams p;
+      p.flags = kHelloActivator;
+      p.activator_name = name;
+      int m = model_.hello_activator(me, name);
+      int b = bus_.hello(std::move(p), be);
+      return agree("hello activator " + name, m, b) && (m != 0 || agree_text("hello id", unique_name(me), unique_name(be)));
+    }
     const bool monitor = rng_() % 8 == 0;
     HelloParams p;
     if (monitor) p.flags = kHelloMonitor;
@@ -582,6 +688,7 @@ class Run {
   bool op_call() {
     ConnId from = any_id();
     const bool expect = rng_() % 3 != 0;
+    const bool no_auto_start = rng_() % 6 == 0;
     const int64_t prio = static_cast<int64_t>(rng_() % 5) - 2;
     const uint64_t deadline = expect && rng_() % 2 ? now_ + 1 + rng_() % 200 : 0;
     ConnId dst_id = 0;
@@ -592,7 +699,7 @@ class Run {
       default: by_name = unique_name(any_id()); break;
     }
     auto m = message(1);
-    m->flags = expect ? uint64_t{kMsgExpectReply} : 0;
+    m->flags = (expect ? uint64_t{kMsgExpectReply} : 0) | (no_auto_start ? uint64_t{kMsgNoAutoStart} : 0);
     m->priority = prio;
     m->timeout_ns = deadline;
     m->view.member = "Ma";
@@ -606,12 +713,12 @@ class Run {
     }
     uint64_t cookie = 0;
     const std::string what = "call " + unique_name(from) + " -> " + (by_name.empty() ? unique_name(dst_id) : by_name) +
-                             (expect ? " expecting a reply" : "") + " p=" + std::to_string(prio) +
+                             (expect ? " expecting a reply" : "") + (no_auto_start ? " no auto-start" : "") + " p=" + std::to_string(prio) +
                              " deadline " + std::to_string(deadline);
     // The engine learns the cookie the model hands out: ask the model first.
     const uint64_t next_cookie = model_.conns.count(from) ? model_.conns[from].next_cookie : 1;
     m->cookie = next_cookie;
-    int mr = model_.call(from, dst_id, by_name, expect, prio, deadline, cookie);
+    int mr = model_.call(from, dst_id, by_name, expect, no_auto_start, prio, deadline, cookie);
     int br = bus_.send(from, m);
     return agree(what, mr, br);
   }
@@ -675,9 +782,15 @@ class Run {
     if (!agree(what, m, b)) return false;
     return m != 0 || same_entry(e, d);
   }
+  bool op_show_unobserved() {
+    ConnId id = any_id();
+    int m = model_.conns.count(id) ? 0 : ENXIO;
+    if (m == 0) model_.show_unobserved(id);
+    return agree("show_unobserved " + unique_name(id), m, bus_.show_unobserved(id));
+  }
   bool op_list() {
     std::vector<NameOwnerInfo> v;
-    bus_.list(kListUnique | kListNames | kListQueued, v);
+    bus_.list(kListUnique | kListNames | kListQueued | kListActivators, v);
     std::string engine, model;
     for (const NameOwnerInfo& i : v) engine += i.name + " " + unique_name(i.id) + " " + std::to_string(i.flags) + "; ";
     for (const std::string& s : model_.listing()) model += s + "; ";
