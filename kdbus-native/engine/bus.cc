@@ -631,6 +631,8 @@ int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   // Still an ordinary peer here, so it hears NameLost for its unique name.
   if (s_->announced.erase(id)) s_->emit_broadcast(owner_change(NotifyKind::IdRemove, unique_name(id), id, 0), id, 0);
   c->turn_into_monitor(std::move(filter));
+  // Its filter counts as its rules, as they are uncounted when it leaves.
+  s_->match_rules += c->matches().size();
   s_->track_watcher(*c);
   ++s_->monitors;
   return 0;

@@ -135,3 +135,18 @@ TEST(monitor, "a destination rule needs eavesdrop to see anything") {
   REQUIRE_ERR(f.send(a, f.call("org.test.B").cookie(3)), 0);
   CHECK_EQ(f.drain(e), (V{"call :1.0 c=2 [E]", "call :1.0 c=3 [E]"}));
 }
+
+// GetStats reports this count: it once wrapped below zero when a monitor
+// with a filter left.
+TEST(monitor, "a monitor's filter counts as its rules until it leaves") {
+  Fixture f;
+  ConnId a = f.hello(), m = f.hello();
+  REQUIRE_ERR(f.add_match(a, "member='X'"), 0);
+  REQUIRE_ERR(f.add_match(m, "member='Y'"), 0);
+  CHECK_EQ(f.bus.stats().match_rules, 2u);
+  std::vector<MatchRule> filter{f.rule("member='A'"), f.rule("member='B'")};
+  REQUIRE_ERR(f.bus.become_monitor(m, std::move(filter)), 0);
+  CHECK_EQ(f.bus.stats().match_rules, 3u);
+  REQUIRE_ERR(f.bus.disconnect(m), 0);
+  CHECK_EQ(f.bus.stats().match_rules, 1u);
+}
