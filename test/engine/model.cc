@@ -256,7 +256,19 @@ class Model {
       return 0;
     }
     conns.erase(id);
-    for (auto it = waits.begin(); it != waits.end();) it = std::get<0>(it->first) == id ? waits.erase(it) : std::next(it);
+    drop_waits_of(id);
+    release_all(id);
+    reply_dead(id);
+    owner_change("IdRemove " + unique_name(id), unique_name(id), 0, 0);
+    return 0;
+  }
+
+  void drop_waits_of(ConnId caller) {
+    for (auto it = waits.begin(); it != waits.end();) it = std::get<0>(it->first) == caller ? waits.erase(it) : std::next(it);
+  }
+
+  // The most recently joined name first.
+  void release_all(ConnId id) {
     std::vector<std::string> mine = joined[id];
     joined.erase(id);
     for (auto n = mine.rbegin(); n != mine.rend(); ++n) {
@@ -267,8 +279,19 @@ class Model {
       if (was_primary) transfer(*n, id, q.empty() ? 0 : q.front().id);
       if (q.empty()) names.erase(*n);
     }
+  }
+
+  // Still a peer while it lets go: it hears NameLost for its names and for
+  // its unique name, then sees everything.
+  int become_monitor(ConnId id) {
+    if (!conns.count(id)) return ENXIO;
+    if (is_monitor(id) || is_activator(id)) return EPERM;
+    drop_waits_of(id);
+    conns[id].rules.clear();
+    release_all(id);
     reply_dead(id);
-    owner_change("IdRemove " + unique_name(id), unique_name(id), 0, 0);
+    owner_change("IdRemove " + unique_name(id), unique_name(id), id, 0);
+    conns[id].monitor = true;
     return 0;
   }
 
@@ -551,7 +574,8 @@ class Run {
     if (op < 58) return op_reply();
     if (op < 68) return op_signal();
     if (op < 71) return op_expire();
-    if (op < 96) return op_recv();
+    if (op < 95) return op_recv();
+    if (op < 96) return op_become_monitor();
     if (op < 97) return op_show_unobserved();
     return op_list();
   }
@@ -781,6 +805,10 @@ class Run {
     int b = bus_.recv(id, flags, bound, d);
     if (!agree(what, m, b)) return false;
     return m != 0 || same_entry(e, d);
+  }
+  bool op_become_monitor() {
+    ConnId id = any_id();
+    return agree("become_monitor " + unique_name(id), model_.become_monitor(id), bus_.become_monitor(id, {}));
   }
   bool op_show_unobserved() {
     ConnId id = any_id();
