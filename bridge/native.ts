@@ -53,6 +53,8 @@ export interface NativeBusOptions {
   onActivate?: (name: string, trigger: ActivationTrigger) => void;
   /** The security policy refused a message: dbus-daemon's "Rejected ..." text. */
   onDenied?: (text: string) => void;
+  /** A monitor's connection closed while the bus runs: its unique name. */
+  onMonitorClosed?: (name: string) => void;
 }
 
 export interface NativeBus {

@@ -72,7 +72,8 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
 class BusWrap : public Napi::ObjectWrap<BusWrap>,
                 public bridge::DriverHandler,
                 public bridge::ActivationHandler,
-                public bridge::DenialLog {
+                public bridge::DenialLog,
+                public bridge::MonitorLog {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Bus",
@@ -139,6 +140,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     if (on_denied.IsFunction()) {
       on_denied_ = Napi::Persistent(on_denied.As<Napi::Function>());
       server_->set_denial_log(this);
+    }
+    auto on_monitor_closed = opts.Get("onMonitorClosed");
+    if (on_monitor_closed.IsFunction()) {
+      on_monitor_closed_ = Napi::Persistent(on_monitor_closed.As<Napi::Function>());
+      server_->set_monitor_log(this);
     }
   }
 
@@ -460,6 +466,16 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     }
   }
 
+  // MonitorLog: likewise.
+  void monitor_closed(const std::string& name) override {
+    Napi::HandleScope scope(env_);
+    try {
+      on_monitor_closed_.Call({Napi::String::New(env_, name)});
+    } catch (const Napi::Error&) {
+      fprintf(stderr, "kdbus-bridge: Monitoring connection %s closed.\n", name.c_str());
+    }
+  }
+
   // Returns the activator's id, or a negative errno.
   Napi::Value AddActivator(const Napi::CallbackInfo& info) {
     ConnId id = 0;
@@ -494,6 +510,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
   Napi::FunctionReference on_driver_call_;
   Napi::FunctionReference on_activate_;
   Napi::FunctionReference on_denied_;
+  Napi::FunctionReference on_monitor_closed_;
   std::unique_ptr<Server> server_;
   uint64_t match_cookie_ = 0;
 };

@@ -62,6 +62,7 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   uint64_t fds_pending_since_ms = 0;  // fds received, their message not yet complete; 0 = none
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
+  bool monitor() const { return monitor_; }
 
  private:
   enum class State { Auth, AwaitHello, Active };

@@ -381,6 +381,8 @@ void Server::shutdown() {
   }
   close_handle(std::move(poller_watch_));
   close_handle(std::move(unread_idle_));
+  // dbus-daemon says nothing of the monitors it drops when it exits.
+  monitor_log_ = nullptr;
   std::vector<Peer*> all;
   for (auto& kv : peers_) all.push_back(kv.first);
   for (Peer* p : all) p->close("bus shutting down");
@@ -565,6 +567,7 @@ void Server::mark_dirty(Peer* p) {
 
 void Server::peer_closed(Peer* p) {
   release(*p);
+  if (p->monitor() && monitor_log_ != nullptr) monitor_log_->monitor_closed(p->name());
   if (p->unread) {
     unread_.erase(std::find(unread_.begin(), unread_.end(), p));
     p->unread = false;
