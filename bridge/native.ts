@@ -81,6 +81,8 @@ export interface NativeBus {
   checkMatchRule(rule: string): string | null;
   /** null when the connection is now a monitor, else why not. */
   becomeMonitor(sender: string, rules: string[]): string | null;
+  /** 0, or EBUSY (something waits for it), EALREADY, EPERM (not an ordinary peer). */
+  byebye(sender: string): number;
   getCredentials(name: string): Credentials | null;
   /** How dbus-daemon describes a connection in its logs: 'uid=0 pid=12 comm="..."'. */
   loginfo(name: string): string;

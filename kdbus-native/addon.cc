@@ -90,6 +90,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("removeMatch", &BusWrap::RemoveMatch),
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
+                           InstanceMethod("byebye", &BusWrap::ByeBye),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
@@ -366,6 +367,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     int rc = server(info.Env()).become_monitor(id, std::move(filter));
     if (rc != 0) return Napi::String::New(info.Env(), std::strerror(rc));
     return info.Env().Null();
+  }
+
+  // 0, or the errno of Server::byebye.
+  Napi::Value ByeBye(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), server(info.Env()).byebye(conn(info[0])));
   }
 
   Napi::Value MatchRules(const Napi::CallbackInfo& info) {

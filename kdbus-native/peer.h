@@ -60,6 +60,8 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   uid_t counted_uid = static_cast<uid_t>(-1);
   uint64_t accepted_at_ms = 0;  // loop time when accepted, for auth_timeout
   uint64_t fds_pending_since_ms = 0;  // fds received, their message not yet complete; 0 = none
+  // Bytes staged for the socket and not written yet.
+  bool has_output() const { return !out_.empty(); }
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
 

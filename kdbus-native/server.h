@@ -120,6 +120,10 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   // BecomeMonitor for client `id` (the driver has already answered it).
   int become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter);
 
+  // ByeBye for client `id`: EBUSY while anything waits for it in the bus,
+  // in its engine queue or staged for its socket; else Bus::byebye.
+  int byebye(kdbus::ConnId id);
+
   // The pidfd of a client's process (null if unknown or not available).
   std::shared_ptr<util::UniqueFd> peer_pidfd(kdbus::ConnId id);
 

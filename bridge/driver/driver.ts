@@ -29,9 +29,14 @@ export interface DriverActivation {
 }
 
 const SYSTEMD_NAME = 'org.freedesktop.systemd1';
+const BUS1 = 'org.kdbusbridge.Bus1';
 const SYSTEMD_ACTIVATOR = 'org.freedesktop.systemd1.Activator';
 
 const ERR = 'org.freedesktop.DBus.Error.';
+const BUS1_ERR = 'org.kdbusbridge.Error.';
+const EPERM = 1;
+const EBUSY = 16;
+const EALREADY = 114;
 const E2BIG = 7;
 const EACCES = 13;
 
@@ -76,6 +81,7 @@ export class Driver {
       ['org.freedesktop.DBus.Debug.Stats.GetStats', () => this.stats()],
       ['org.freedesktop.DBus.Debug.Stats.GetConnectionStats', (_c, a) => this.connectionStats(a[0] as string)],
       ['org.freedesktop.DBus.Debug.Stats.GetAllMatchRules', () => this.allMatchRules()],
+      ['org.kdbusbridge.Bus1.ByeBye', (c) => this.byebye(c)],
       ['org.freedesktop.DBus.Peer.GetMachineId', () => ({ signature: 's', body: [this.ctx.machineId] })],
       ['org.freedesktop.DBus.Peer.Ping', () => undefined],
     ]);
@@ -104,7 +110,11 @@ export class Driver {
         );
       }
       const handler = this.handlers.get(`${iface.name}.${method.name}`);
-      if (!handler) throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+      if (!handler) {
+        // Declared in the extension but not there yet (README lists which).
+        if (iface.name === BUS1) throw new DBusError(`${ERR}NotSupported`, `${BUS1}.${method.name} is not supported yet`);
+        throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+      }
       const args = decodeBody(call.signature, call.body, call.bigEndian);
       const result = handler(call, args);
       if (result !== null) this.reply(call, result ?? { signature: '', body: [] });
@@ -358,6 +368,16 @@ export class Driver {
     if (err !== null) this.ctx.native.disconnect(call.sender);
     else this.ctx.log?.info(`Connection ${who} became a monitor.`);
     return null;
+  }
+
+  // kdbus's BYEBYE: refused while anything waits for the caller in the bus;
+  // else its names are released and it is sent nothing new but replies.
+  private byebye(call: DriverCall) {
+    const rc = this.ctx.native.byebye(call.sender);
+    if (rc === EBUSY) throw new DBusError(`${BUS1_ERR}Busy`, 'Messages are queued for the connection');
+    if (rc === EALREADY) throw new DBusError(`${BUS1_ERR}Failed`, 'ByeBye was already called');
+    if (rc === EPERM) throw new DBusError(`${ERR}AccessDenied`, 'Only an ordinary connection can say ByeBye');
+    if (rc !== 0) throw new DBusError(`${ERR}Failed`, `ByeBye failed (errno ${rc})`);
   }
 
   // The figures of dbus-daemon's statistics that mean the same here; its

@@ -129,8 +129,14 @@ class Bus {
   // IdAdd for a connection made with defer_announce (once; EALREADY after).
   int announce(ConnId id);
 
-  // BYEBYE: EBUSY while messages are queued, EALREADY after; else shuts the
-  // connection down as disconnect() does.
+  // BYEBYE, for a D-Bus client that stays connected to answer what it has
+  // already received: EBUSY while messages are queued for it, EALREADY
+  // when done before, EPERM for anything but an ordinary peer. Otherwise,
+  // in one step, its names are released (an activatable name goes back to
+  // its activator, so the next call starts a new instance) and from then on
+  // it is sent only replies to its own calls and what the bus answers it;
+  // messages to its unique name fail with ENXIO and it gets no broadcasts.
+  // It can still send (its replies), and disconnect() ends it.
   int byebye(ConnId id);
 
   // The connection's socket went away (close): drop its queue, release its
