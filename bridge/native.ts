@@ -83,6 +83,10 @@ export interface NativeBus {
   becomeMonitor(sender: string, rules: string[]): string | null;
   /** 0, or EBUSY (something waits for it), EALREADY, EPERM (not an ordinary peer). */
   byebye(sender: string): number;
+  /** The priority of what `sender` sends without a priority field (lower goes first). */
+  setSendPriority(sender: string, priority: bigint): boolean;
+  /** Whether `sender`'s queue is read in priority order. */
+  setReceivePriority(sender: string, on: boolean): boolean;
   getCredentials(name: string): Credentials | null;
   /** How dbus-daemon describes a connection in its logs: 'uid=0 pid=12 comm="..."'. */
   loginfo(name: string): string;

@@ -14,6 +14,7 @@
 
 #include "engine/policy.h"
 #include "policy_js.h"
+#include "peer.h"
 #include "server.h"
 
 namespace {
@@ -91,6 +92,8 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
                            InstanceMethod("byebye", &BusWrap::ByeBye),
+                           InstanceMethod("setSendPriority", &BusWrap::SetSendPriority),
+                           InstanceMethod("setReceivePriority", &BusWrap::SetReceivePriority),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
@@ -372,6 +375,23 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
   // 0, or the errno of Server::byebye.
   Napi::Value ByeBye(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), server(info.Env()).byebye(conn(info[0])));
+  }
+
+  // The priority is a BigInt (D-Bus 'x'). False for an unknown connection.
+  Napi::Value SetSendPriority(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    bool lossless = false;
+    const int64_t priority = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+    if (p == nullptr || !lossless) return Napi::Boolean::New(info.Env(), false);
+    p->set_send_priority(priority);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  Napi::Value SetReceivePriority(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    if (p == nullptr) return Napi::Boolean::New(info.Env(), false);
+    p->set_receive_priority(info[1].ToBoolean());
+    return Napi::Boolean::New(info.Env(), true);
   }
 
   Napi::Value MatchRules(const Napi::CallbackInfo& info) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -526,6 +527,7 @@ std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8
 void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
                    const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds) {
   auto msg = prepare(h, data, len, buffer);
+  msg->priority = h.has_priority ? h.priority : send_priority_;
   msg->fds = std::move(fds);
   msg->charge = kdbus::Charge(account_, user_account_, msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
   if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
@@ -704,7 +706,12 @@ void Peer::pull_and_write() {
   while (!closed_) {
     if (id_ != 0) {
       kdbus::Delivery d;
-      while (out_bytes_ < kOutWindow && server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
+      if (receive_priority_) {
+        // What is staged can no longer be overtaken: one message at a time.
+        if (out_.empty() && server_.bus().recv(id_, kdbus::kRecvUsePriority, INT64_MAX, d) == 0) to_wire(d);
+      } else {
+        while (out_bytes_ < kOutWindow && server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
+      }
     }
     // Nothing staged means the engine queue is empty too: the next delivery
     // wakes us through queue_ready.

@@ -62,6 +62,10 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   uint64_t fds_pending_since_ms = 0;  // fds received, their message not yet complete; 0 = none
   // Bytes staged for the socket and not written yet.
   bool has_output() const { return !out_.empty(); }
+  // org.kdbusbridge.Bus1: the priority of what it sends without a priority
+  // field, and whether its queue is read in priority order.
+  void set_send_priority(int64_t p) { send_priority_ = p; }
+  void set_receive_priority(bool on) { receive_priority_ = on; }
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
 
@@ -124,6 +128,8 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   std::string name_;
   bool closed_ = false;
   bool monitor_ = false;
+  int64_t send_priority_ = 0;
+  bool receive_priority_ = false;
 
   std::shared_ptr<kdbus::Account> account_ = std::make_shared<kdbus::Account>();
   std::shared_ptr<kdbus::Account> user_account_;

@@ -82,6 +82,8 @@ export class Driver {
       ['org.freedesktop.DBus.Debug.Stats.GetConnectionStats', (_c, a) => this.connectionStats(a[0] as string)],
       ['org.freedesktop.DBus.Debug.Stats.GetAllMatchRules', () => this.allMatchRules()],
       ['org.kdbusbridge.Bus1.ByeBye', (c) => this.byebye(c)],
+      ['org.kdbusbridge.Bus1.SetSendPriority', (c, a) => void this.ctx.native.setSendPriority(c.sender, BigInt(String(a[0])))],
+      ['org.kdbusbridge.Bus1.SetReceivePriority', (c, a) => void this.ctx.native.setReceivePriority(c.sender, a[0] as boolean)],
       ['org.freedesktop.DBus.Peer.GetMachineId', () => ({ signature: 's', body: [this.ctx.machineId] })],
       ['org.freedesktop.DBus.Peer.Ping', () => undefined],
     ]);

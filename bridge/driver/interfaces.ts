@@ -110,8 +110,8 @@ export const INTERFACES: InterfaceSpec[] = [
     name: 'org.kdbusbridge.Bus1',
     methods: [
       { name: 'ByeBye', in: '', out: '' },
-      { name: 'SetAttachFlags', in: 't', out: '' },
-      { name: 'GetConnectionMetadata', in: 'st', out: 'a{sv}' },
+      { name: 'SetAttachFlags', in: 'u', out: '' },
+      { name: 'GetConnectionMetadata', in: 'su', out: 'a{sv}' },
       { name: 'SetSendPriority', in: 'x', out: '' },
       { name: 'SetReceivePriority', in: 'b', out: '' },
     ],
