@@ -3,6 +3,8 @@
 // an error leaves the bus as it was.
 #include "bus.h"
 
+#include <ctime>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -215,8 +217,17 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
 
   std::shared_ptr<const Message> stamp(const std::shared_ptr<Message>& m) {
     m->seqnum = ++seq;
+    if (timestamp_wanted != 0) {
+      struct timespec mono {}, real {};
+      clock_gettime(CLOCK_MONOTONIC, &mono);
+      clock_gettime(CLOCK_REALTIME, &real);
+      m->monotonic_ns = static_cast<uint64_t>(mono.tv_sec) * 1000000000ull + static_cast<uint64_t>(mono.tv_nsec);
+      m->realtime_ns = static_cast<uint64_t>(real.tv_sec) * 1000000000ull + static_cast<uint64_t>(real.tv_nsec);
+    }
     return m;
   }
+  // Connections with kAttachTimestamp.
+  size_t timestamp_wanted = 0;
 
   // Tells monitors that the policy kept a message from one recipient, the
   // way dbus-daemon shows them the error it would have answered with.
@@ -525,9 +536,19 @@ int Bus::byebye(ConnId id) {
   return 0;
 }
 
+int Bus::set_attach_flags(ConnId id, uint64_t flags) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (c->attach_flags() & kAttachTimestamp) --s_->timestamp_wanted;
+  c->set_attach_flags(flags);
+  if (flags & kAttachTimestamp) ++s_->timestamp_wanted;
+  return 0;
+}
+
 int Bus::disconnect(ConnId id) {
   auto it = s_->conns.find(id);
   if (it == s_->conns.end()) return ENXIO;
+  if (it->second->attach_flags() & kAttachTimestamp) --s_->timestamp_wanted;
   // Out of the table first: a departing connection receives nothing more.
   std::unique_ptr<Connection> conn = std::move(it->second);
   s_->conns.erase(it);
