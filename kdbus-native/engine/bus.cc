@@ -3,12 +3,11 @@
 // an error leaves the bus as it was.
 #include "bus.h"
 
-#include <ctime>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <map>
 #include <set>
 #include <unordered_map>
