@@ -14,6 +14,7 @@
 
 #include "engine/policy.h"
 #include "policy_js.h"
+#include "peer.h"
 #include "server.h"
 
 namespace {
@@ -91,6 +92,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("removeMatch", &BusWrap::RemoveMatch),
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
+                           InstanceMethod("byebye", &BusWrap::ByeBye),
+                           InstanceMethod("setSendPriority", &BusWrap::SetSendPriority),
+                           InstanceMethod("setReceivePriority", &BusWrap::SetReceivePriority),
+                           InstanceMethod("setAttachFlags", &BusWrap::SetAttachFlags),
+                           InstanceMethod("getProcessFacts", &BusWrap::GetProcessFacts),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
@@ -372,6 +378,58 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     int rc = server(info.Env()).become_monitor(id, std::move(filter));
     if (rc != 0) return Napi::String::New(info.Env(), std::strerror(rc));
     return info.Env().Null();
+  }
+
+  // 0, or the errno of Server::byebye.
+  Napi::Value ByeBye(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), server(info.Env()).byebye(conn(info[0])));
+  }
+
+  // The priority is a BigInt (D-Bus 'x'). False for an unknown connection.
+  Napi::Value SetSendPriority(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    bool lossless = false;
+    const int64_t priority = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+    if (p == nullptr || !lossless) return Napi::Boolean::New(info.Env(), false);
+    p->set_send_priority(priority);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  Napi::Value SetReceivePriority(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    if (p == nullptr) return Napi::Boolean::New(info.Env(), false);
+    p->set_receive_priority(info[1].ToBoolean());
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  Napi::Value SetAttachFlags(const Napi::CallbackInfo& info) {
+    const ConnId id = conn(info[0]);
+    bridge::Peer* p = server(info.Env()).peer(id);
+    const uint64_t flags = info[1].As<Napi::Number>().Uint32Value();
+    if (p == nullptr || server(info.Env()).bus().set_attach_flags(id, flags) != 0) return Napi::Boolean::New(info.Env(), false);
+    p->set_attach_flags(flags);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // What /proc says of a client's process: { ppid, comm, exe, cmdline (Buffer),
+  // cgroup }, or null when the connection or its pid is unknown.
+  Napi::Value GetProcessFacts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    kdbus::ConnInfo ci;
+    if (server(env).bus().conn_info(0, info[0].As<Napi::String>().Utf8Value(), ci) != 0) return env.Null();
+    bridge::Peer* p = server(env).peer(ci.id);
+    if (p == nullptr || !p->metadata().has_creds) return env.Null();
+    const kdbus::ProcessFacts& f = p->facts();
+    auto obj = Napi::Object::New(env);
+    obj.Set("ppid", Napi::Number::New(env, f.ppid));
+    obj.Set("comm", f.comm);
+    obj.Set("exe", f.exe);
+    obj.Set("cmdline", Napi::Buffer<char>::Copy(env, f.cmdline.data(), f.cmdline.size()));
+    obj.Set("cgroup", f.cgroup);
+    auto names = Napi::Array::New(env, ci.names.size());
+    for (size_t i = 0; i < ci.names.size(); ++i) names.Set(i, ci.names[i]);
+    obj.Set("names", names);
+    return obj;
   }
 
   Napi::Value MatchRules(const Napi::CallbackInfo& info) {

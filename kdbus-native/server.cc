@@ -347,6 +347,15 @@ void Server::send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_v
   send_from_bus(w.finish());
 }
 
+int Server::byebye(kdbus::ConnId id) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return ENXIO;
+  // Taken from the engine is not yet received: the client has not seen it.
+  if (it->second->has_output()) return EBUSY;
+  Batch batch(*this);
+  return bus_.byebye(id);
+}
+
 int Server::become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter) {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return ENXIO;

@@ -128,6 +128,16 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   // BecomeMonitor for client `id` (the driver has already answered it).
   int become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter);
 
+  // ByeBye for client `id`: EBUSY while anything waits for it in the bus,
+  // in its engine queue or staged for its socket; else Bus::byebye.
+  int byebye(kdbus::ConnId id);
+
+  // The Peer of a connected client, null if unknown.
+  Peer* peer(kdbus::ConnId id) {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second;
+  }
+
   // The pidfd of a client's process (null if unknown or not available).
   std::shared_ptr<util::UniqueFd> peer_pidfd(kdbus::ConnId id);
 
