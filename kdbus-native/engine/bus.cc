@@ -648,7 +648,8 @@ int Bus::show_unobserved(ConnId activator) {
 int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   Connection* c = s_->find(id);
   if (c == nullptr) return ENXIO;
-  if (!c->is_ordinary()) return EPERM;
+  // After BYEBYE it is on its way out: it could receive no copies anyway.
+  if (!c->is_ordinary() || c->closing()) return EPERM;
   s_->forget_rules(*c);
   s_->replies.drop_caller(id);
   std::vector<NameTransfer> transfers;

@@ -86,6 +86,9 @@ struct MConn {
   // Calls that woke it, held back from monitors until shown (the texts
   // without roles).
   std::vector<Entry> unobserved;
+  // After BYEBYE: no names, nothing new but replies to its own calls and
+  // what concerns it as a name's old owner; still there until it disconnects.
+  bool closing = false;
 };
 
 struct Owner {
@@ -101,7 +104,6 @@ struct Wait {
 class Model {
  public:
   std::map<ConnId, MConn> conns;
-  std::set<ConnId> gone_by_byebye;
   std::map<std::string, std::deque<Owner>> names;
   std::map<std::string, ConnId> activators;
   ConnId next_hidden = kDstBroadcast - 1;
@@ -169,6 +171,7 @@ class Model {
       }
       std::string roles;
       if (id == old_id) roles += "O";
+      if (c.closing && roles.empty()) continue;
       if (any_rule(c, sig)) roles = roles + "M";
       if (id == new_id) roles += "N";
       // describe() writes the roles in the order A M E O N.
@@ -244,7 +247,7 @@ class Model {
   }
 
   int disconnect(ConnId id) {
-    if (!conns.count(id)) return gone_by_byebye.erase(id) ? 0 : ENXIO;
+    if (!conns.count(id)) return ENXIO;
     if (is_monitor(id)) {
       conns.erase(id);
       return 0;
@@ -285,7 +288,7 @@ class Model {
   // its unique name, then sees everything.
   int become_monitor(ConnId id) {
     if (!conns.count(id)) return ENXIO;
-    if (is_monitor(id) || is_activator(id)) return EPERM;
+    if (is_monitor(id) || is_activator(id) || conns[id].closing) return EPERM;
     drop_waits_of(id);
     conns[id].rules.clear();
     release_all(id);
@@ -311,17 +314,19 @@ class Model {
   }
 
   int byebye(ConnId id) {
-    if (!conns.count(id)) return gone_by_byebye.count(id) ? EALREADY : ENXIO;
+    if (!conns.count(id)) return ENXIO;
+    if (is_monitor(id) || is_activator(id)) return EPERM;
+    if (conns[id].closing) return EALREADY;
     if (!conns[id].queue.empty()) return EBUSY;
-    disconnect(id);
-    gone_by_byebye.insert(id);
+    conns[id].closing = true;
+    release_all(id);
     return 0;
   }
 
   int acquire(ConnId id, const std::string& name, uint64_t flags, uint64_t& rf) {
     rf = 0;
     if (!conns.count(id)) return ENXIO;
-    if (is_monitor(id) || is_activator(id)) return EPERM;
+    if (is_monitor(id) || is_activator(id) || conns[id].closing) return EPERM;
     flags &= kNameReplaceExisting | kNameAllowReplacement | kNameQueue;
     auto& q = names[name];
     if (q.empty()) {
@@ -424,6 +429,7 @@ class Model {
     } else if (!is_peer(dst)) {
       return ENXIO;
     }
+    if (conns[dst].closing) return ENXIO;
     if (conns[dst].queue.size() >= kMaxQueue) return ENOBUFS;
     MConn& src = conns[from];
     cookie = src.next_cookie;
@@ -456,7 +462,7 @@ class Model {
     if (is_monitor(from)) return EPERM;  // an activator may answer
     if (!is_peer(to)) return ENXIO;
     auto it = waits.find({to, from, reply_cookie});
-    if (it == waits.end()) return EPERM;
+    if (it == waits.end()) return conns[to].closing ? ENXIO : EPERM;
     if (conns[to].queue.size() >= kMaxQueue) return ENOBUFS;
     waits.erase(it);
     cookie = conns[from].next_cookie++;
@@ -474,7 +480,7 @@ class Model {
     const uint64_t sq = ++seq;
     const std::string t = "signal " + unique_name(from) + " c=" + std::to_string(cookie) + " " + s.member;
     for (auto& [id, c] : conns) {
-      if (!c.monitor && !any_rule(c, s)) continue;
+      if (c.closing || (!c.monitor && !any_rule(c, s))) continue;
       if (c.queue.size() >= kMaxQueue) continue;  // the overflow is the listener's business
       push(id, t + (c.monitor ? " [E]" : " [M]"), 0, sq);
     }

@@ -1,4 +1,6 @@
-// BYEBYE: refused while messages are queued; otherwise a clean disconnect.
+// BYEBYE: refused while messages are queued; otherwise the connection lets
+// go of its names and is sent nothing new but replies to its own calls, until
+// it disconnects.
 #include "../fixture.h"
 
 using namespace kdbus;
@@ -6,13 +8,36 @@ using namespace enginetest;
 
 using V = std::vector<std::string>;
 
-TEST(byebye, "with an empty queue the connection goes") {
+TEST(byebye, "with an empty queue it is unreachable, and goes when it disconnects") {
   Fixture f;
   ConnId a = f.hello(), b = f.hello();
   REQUIRE_ERR(f.add_match(a, "type='signal'"), 0);
   CHECK_ERR(f.bus.byebye(b), 0);
-  CHECK_EQ(f.drain(a), V{"IdRemove :1.1 [M]"});
+  CHECK_EQ(f.drain(a), V{});
   CHECK_ERR(f.send(a, f.call(b).cookie(1)), ENXIO);
+  CHECK_ERR(f.bus.disconnect(b), 0);
+  CHECK_EQ(f.drain(a), V{"IdRemove :1.1 [M]"});
+}
+
+TEST(byebye, "it gets no broadcasts and may not own names") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  REQUIRE_ERR(f.add_match(b, "type='signal'"), 0);
+  CHECK_ERR(f.bus.byebye(b), 0);
+  CHECK_ERR(f.acquire(a, "org.test.A"), 0);
+  CHECK_EQ(f.drain(b), V{});
+  CHECK_ERR(f.acquire(b, "org.test.B"), EPERM);
+  CHECK_ERR(f.bus.become_monitor(b, {}), EPERM);
+}
+
+TEST(byebye, "replies to its own calls still reach it") {
+  Fixture f;
+  ConnId a = f.hello(), b = f.hello();
+  REQUIRE_ERR(f.send(b, f.call(a).cookie(3)), 0);
+  CHECK_ERR(f.bus.byebye(b), 0);
+  f.drain(a);
+  CHECK_ERR(f.send(a, f.reply(b, 3).cookie(9)), 0);
+  CHECK_EQ(f.drain(b).size(), 1u);
 }
 
 TEST(byebye, "refused with EBUSY while messages are queued") {
@@ -56,21 +81,22 @@ TEST(byebye, "names pass to the next in queue") {
   CHECK_EQ(owner, b);
 }
 
-TEST(byebye, "callers waiting on it get ReplyDead") {
+TEST(byebye, "it still answers a call it received; ReplyDead only when it goes") {
   Fixture f;
   ConnId a = f.hello(), b = f.hello();
   REQUIRE_ERR(f.send(a, f.call(b).cookie(7)), 0);
+  REQUIRE_ERR(f.send(a, f.call(b).cookie(8)), 0);
   f.drain(b);
   CHECK_ERR(f.bus.byebye(b), 0);
-  CHECK_EQ(f.drain(a), V{"ReplyDead r=7 :1.1 [A]"});
+  CHECK_EQ(f.drain(a), V{});
+  CHECK_ERR(f.send(b, f.reply(a, 7).cookie(1)), 0);
+  CHECK_EQ(f.drain(a).size(), 1u);
+  CHECK_ERR(f.bus.disconnect(b), 0);
+  CHECK_EQ(f.drain(a), V{"ReplyDead r=8 :1.1 [A]"});
 }
 
-TEST(byebye, "a monitor's queue also holds it back") {
+TEST(byebye, "is for ordinary peers: a monitor gets EPERM") {
   Fixture f;
-  ConnId a = f.hello(), b = f.hello();
   ConnId m = f.monitor();
-  REQUIRE_ERR(f.send(a, f.call(b).cookie(1)), 0);
-  CHECK_ERR(f.bus.byebye(m), EBUSY);
-  f.drain(m);
-  CHECK_ERR(f.bus.byebye(m), 0);
+  CHECK_ERR(f.bus.byebye(m), EPERM);
 }
