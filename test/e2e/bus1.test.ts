@@ -1,6 +1,6 @@
 // The org.kdbusbridge.Bus1 extension of the driver, from dbus-next,
 // python3-dbus and gdbus.
-import { Message } from 'dbus-next';
+import { Message, MessageType } from 'dbus-next';
 import { RunningBus, startBus } from '../helpers/bus';
 import { callDriver, callError, Client, connect } from '../helpers/client';
 import { run, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
@@ -58,7 +58,19 @@ describe('org.kdbusbridge.Bus1', () => {
       caller.bus.send(new Message({ destination: service.uniqueName, path: '/a', interface: 'com.example.Bulk', member: 'Data', signature: 'ay', body: [blob], flags: 1 }));
     }
     await callDriver(caller.bus, 'GetId');
+    // The service may read again only once the bus has decided: a monitor
+    // sees the bus's answer to ByeBye leave for the service.
+    const monitor = await client();
+    let decided = false;
+    monitor.bus.on('message', (m: Message) => {
+      const answer = m.type === MessageType.ERROR || m.type === MessageType.METHOD_RETURN;
+      if (answer && m.sender === 'org.freedesktop.DBus' && m.destination === service.uniqueName) decided = true;
+    });
+    await monitor.bus.call(
+      new Message({ ...DRIVER, interface: 'org.freedesktop.DBus.Monitoring', member: 'BecomeMonitor', signature: 'asu', body: [[`destination='${service.uniqueName}'`], 0] }),
+    );
     const answer = callError(service.bus, bus1('ByeBye'));
+    expect(await until(() => decided, 10000)).toBe(true);
     stream.resume();
     expect((await answer).name).toBe('org.kdbusbridge.Error.Busy');
     // Once it has read everything, it can go.
