@@ -1,8 +1,9 @@
 // The org.kdbusbridge.Bus1 extension of the driver, from dbus-next,
 // python3-dbus and gdbus.
+import { Socket } from 'net';
 import { Message, MessageType } from 'dbus-next';
 import { RunningBus, startBus } from '../helpers/bus';
-import { callDriver, callError, Client, connect } from '../helpers/client';
+import { callDriver, callError, clientsPerTest } from '../helpers/client';
 import { run, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
 import { PYTHON } from '../helpers/service';
 
@@ -15,18 +16,10 @@ function bus1(member: string, signature = '', body: unknown[] = []): Message {
 
 describe('org.kdbusbridge.Bus1', () => {
   let bus: RunningBus;
-  const clients: Client[] = [];
-  const client = async (): Promise<Client> => {
-    const c = await connect(bus.address);
-    clients.push(c);
-    return c;
-  };
+  const client = clientsPerTest(() => bus.address);
 
   beforeAll(async () => {
     bus = await startBus();
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
   });
   afterAll(async () => {
     await bus.stop();
@@ -50,8 +43,11 @@ describe('org.kdbusbridge.Bus1', () => {
   test('ByeBye is Busy while messages wait for the caller in the bus', async () => {
     const service = await client();
     const caller = await client();
-    const stream = (service.bus as unknown as { _connection: { stream: NodeJS.ReadableStream } })._connection.stream;
-    stream.pause();
+    // dbus-next reads on 'readable', which pause() does not stop: stop the
+    // socket's reads themselves, so that what the bus sends waits in it.
+    const stream = (service.bus as unknown as { _connection: { stream: Socket & { _handle: { reading: boolean; readStop(): number; readStart(): number } } } })._connection.stream;
+    stream._handle.readStop();
+    stream._handle.reading = false;
     // More than the socket holds: the rest waits in the bus.
     const blob = Buffer.alloc(64 * 1024, 1);
     for (let i = 0; i < 64; i++) {
@@ -71,7 +67,8 @@ describe('org.kdbusbridge.Bus1', () => {
     );
     const answer = callError(service.bus, bus1('ByeBye'));
     expect(await until(() => decided, 10000)).toBe(true);
-    stream.resume();
+    stream._handle.reading = true;
+    stream._handle.readStart();
     expect((await answer).name).toBe('org.kdbusbridge.Error.Busy');
     // Once it has read everything, it can go.
     await callDriver(service.bus, 'GetId');

@@ -8,7 +8,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Attach, enableMetadata, readMetadata } from '../../bridge/client/metadata';
 import { RunningBus, startBus } from '../helpers/bus';
-import { callDriver, callError, Client, connect } from '../helpers/client';
+import { callDriver, callError, clientsPerTest } from '../helpers/client';
 import { run, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
 import { fixture, PYTHON } from '../helpers/service';
 import { encodeMessage, Field, MessageType } from '../helpers/wire';
@@ -33,18 +33,10 @@ const PY_SENDER = [
 
 describe('metadata attached by the bus', () => {
   let bus: RunningBus;
-  const clients: Client[] = [];
-  const client = async (): Promise<Client> => {
-    const c = await connect(bus.address);
-    clients.push(c);
-    return c;
-  };
+  const client = clientsPerTest(() => bus.address);
 
   beforeAll(async () => {
     bus = await startBus();
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
   });
   afterAll(async () => {
     await bus.stop();

@@ -3,7 +3,7 @@
 // A control message overtakes bulk data queued for a slow consumer.
 import { Message } from 'dbus-next';
 import { RunningBus, startBus } from '../helpers/bus';
-import { callDriver, Client, connect } from '../helpers/client';
+import { Client, callDriver, clientsPerTest } from '../helpers/client';
 import { spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
 import { fixture, PYTHON } from '../helpers/service';
 import { encodeMessage, Field, MessageType } from '../helpers/wire';
@@ -22,18 +22,10 @@ function signal(destination: string, member: string, body: unknown[] = [], signa
 
 describe('message priority', () => {
   let bus: RunningBus;
-  const clients: Client[] = [];
-  const client = async (): Promise<Client> => {
-    const c = await connect(bus.address);
-    clients.push(c);
-    return c;
-  };
+  const client = clientsPerTest(() => bus.address);
 
   beforeAll(async () => {
     bus = await startBus();
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
   });
   afterAll(async () => {
     await bus.stop();
