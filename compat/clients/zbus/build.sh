@@ -1,14 +1,16 @@
 #!/bin/sh
 # Builds the zbus driver offline against Debian's crate registry
-# (librust-zbus-dev): the sources are copied to $COMPAT_BUILD so that no
-# Cargo.lock lands in the repository; the target directory is kept in
-# $COMPAT_CACHE because a first build takes minutes.
+# (librust-zbus-dev): zbus1/ for zbus 1.x (Debian 12), zbus5/ for zbus 5.x
+# (Debian 13), whichever the registry holds. The sources are copied to
+# $COMPAT_BUILD so that no Cargo.lock lands in the repository; the target
+# directory is kept in $COMPAT_CACHE because a first build takes minutes.
 set -eu
 registry=/usr/share/cargo/registry
 [ -d "$registry" ] || { echo "no crate registry at $registry (install librust-zbus-dev)" >&2; exit 1; }
-# The driver uses zbus 1.x's API; later Debian releases package only newer zbus.
-if ! ls -d "$registry"/zbus-1.* >/dev/null 2>&1; then
-  echo "the driver needs zbus 1.x; this system packages only $(cd "$registry" && ls -d zbus-[0-9]* 2>/dev/null | tr '\n' ' ')" >&2
+if ls -d "$registry"/zbus-5.* >/dev/null 2>&1; then variant=zbus5
+elif ls -d "$registry"/zbus-1.* >/dev/null 2>&1; then variant=zbus1
+else
+  echo "the driver is written for zbus 1.x and 5.x; this system packages $(cd "$registry" && ls -d zbus-[0-9]* 2>/dev/null | tr '\n' ' ')" >&2
   exit 1
 fi
 # Debian's cargo and rustc are the pair its crates are packaged for.
@@ -17,8 +19,9 @@ cargo=cargo
 [ -x /usr/bin/rustc ] && export RUSTC=/usr/bin/rustc
 src="$COMPAT_BUILD/zbus-src"
 home="$COMPAT_CACHE/zbus-cargo-home"
+rm -rf "$src"
 mkdir -p "$src" "$home"
-cp -r "$(dirname "$0")/Cargo.toml" "$(dirname "$0")/src" "$src/"
+cp "$(dirname "$0")/$variant/Cargo.toml" "$(dirname "$0")/$variant/main.rs" "$src/"
 cat > "$home/config.toml" <<CONF
 [source.crates-io]
 replace-with = "debian"
