@@ -35,8 +35,17 @@ export interface ProcessFacts {
   /** Arguments each ended by NUL. */
   cmdline: Buffer;
   cgroup: string;
+  /** The main thread's comm: a socket does not tell which thread sent. */
+  tidComm: string;
+  /** Inheritable, permitted, effective, bounding; null if unreadable. */
+  caps: [bigint, bigint, bigint, bigint] | null;
+  /** null without the kernel's audit support. */
+  loginuid: number | null;
+  sessionid: number | null;
   /** Well-known names the connection owns. */
   names: string[];
+  /** Set with org.kdbusbridge.Bus1.SetDescription; empty until then. */
+  description: string;
 }
 
 /** The first call waiting at an activator (still queued there). */
@@ -102,6 +111,8 @@ export interface NativeBus {
   setReceivePriority(sender: string, on: boolean): boolean;
   /** What the bus attaches to what `sender` receives (kdbus KDBUS_ATTACH_* bits). */
   setAttachFlags(sender: string, flags: number): boolean;
+  /** kdbus's connection description of `sender` (CONN_DESCRIPTION). */
+  setDescription(sender: string, description: string): boolean;
   /** What /proc says of a connection's process (read once, then kept); null if unknown. */
   getProcessFacts(name: string): ProcessFacts | null;
   getCredentials(name: string): Credentials | null;

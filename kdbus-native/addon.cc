@@ -97,6 +97,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("setReceivePriority", &BusWrap::SetReceivePriority),
                            InstanceMethod("setAttachFlags", &BusWrap::SetAttachFlags),
                            InstanceMethod("getProcessFacts", &BusWrap::GetProcessFacts),
+                           InstanceMethod("setDescription", &BusWrap::SetDescription),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
@@ -411,8 +412,17 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     return Napi::Boolean::New(info.Env(), true);
   }
 
-  // What /proc says of a client's process: { ppid, comm, exe, cmdline (Buffer),
-  // cgroup }, or null when the connection or its pid is unknown.
+  Napi::Value SetDescription(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    if (p == nullptr) return Napi::Boolean::New(info.Env(), false);
+    p->set_description(info[1].As<Napi::String>().Utf8Value());
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // What /proc says of a client's process: { ppid, comm, tidComm, exe,
+  // cmdline (Buffer), cgroup, caps ([inheritable, permitted, effective,
+  // bounding] as bigint, or null), loginuid and sessionid (or null), names,
+  // description }, or null when the connection or its pid is unknown.
   Napi::Value GetProcessFacts(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     kdbus::ConnInfo ci;
@@ -426,6 +436,17 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     obj.Set("exe", f.exe);
     obj.Set("cmdline", Napi::Buffer<char>::Copy(env, f.cmdline.data(), f.cmdline.size()));
     obj.Set("cgroup", f.cgroup);
+    obj.Set("tidComm", f.tid_comm);
+    if (f.has_caps) {
+      auto caps = Napi::Array::New(env, 4);
+      for (uint32_t i = 0; i < 4; ++i) caps.Set(i, Napi::BigInt::New(env, f.caps[i]));
+      obj.Set("caps", caps);
+    } else {
+      obj.Set("caps", env.Null());
+    }
+    obj.Set("loginuid", f.has_audit ? Napi::Number::New(env, f.loginuid) : env.Null());
+    obj.Set("sessionid", f.has_audit ? Napi::Number::New(env, f.sessionid) : env.Null());
+    obj.Set("description", std::string(p->description()));
     auto names = Napi::Array::New(env, ci.names.size());
     for (size_t i = 0; i < ci.names.size(); ++i) names.Set(i, ci.names[i]);
     obj.Set("names", names);

@@ -689,10 +689,10 @@ void Peer::to_wire(const kdbus::Delivery& d) {
     // A monitor sees each of those as its recipients get them; a departing
     // connection is told it lost its unique name, a new one learns of its
     // unique name from the driver's answer to Hello.
-    if (n.old_id != 0 && n.kind != NotifyKind::IdAdd) push_bytes(driver_signal("NameLost", n.old_owner, {n.name}));
-    push_bytes(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}));
+    if (n.old_id != 0 && n.kind != NotifyKind::IdAdd) push_bytes(with_bus_metadata(driver_signal("NameLost", n.old_owner, {n.name}), m));
+    push_bytes(with_bus_metadata(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}), m));
     if (well_known && n.new_id != 0) {
-      std::vector<uint8_t> acquired = driver_signal("NameAcquired", n.new_owner, {n.name});
+      std::vector<uint8_t> acquired = with_bus_metadata(driver_signal("NameAcquired", n.new_owner, {n.name}), m);
       const uint32_t serial = wire_serial(acquired);
       push_bytes(std::move(acquired));
       // The new owner's policy kept it from that signal: the error the bus
@@ -701,9 +701,9 @@ void Peer::to_wire(const kdbus::Delivery& d) {
     }
     return;
   }
-  if (d.roles & kdbus::kRoleOldOwner) push_bytes(driver_signal("NameLost", name_, {n.name}));
-  if (d.roles & kdbus::kRoleMatched) push_bytes(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}));
-  if (d.roles & kdbus::kRoleNewOwner) push_bytes(driver_signal("NameAcquired", name_, {n.name}));
+  if (d.roles & kdbus::kRoleOldOwner) push_bytes(with_bus_metadata(driver_signal("NameLost", name_, {n.name}), m));
+  if (d.roles & kdbus::kRoleMatched) push_bytes(with_bus_metadata(driver_signal("NameOwnerChanged", {}, {n.name, n.old_owner, n.new_owner}), m));
+  if (d.roles & kdbus::kRoleNewOwner) push_bytes(with_bus_metadata(driver_signal("NameAcquired", name_, {n.name}), m));
 }
 
 const kdbus::ProcessFacts& Peer::facts() {
@@ -721,7 +721,11 @@ std::shared_ptr<const kdbus::Payload> Peer::with_metadata(const kdbus::Message& 
   const Payload& src = m.payload;
   wire::FieldAppender a(src.head.data(), src.head.size(), p->head);
   const uint64_t f = attach_flags_;
-  if (f & kAttachTimestamp) a.u64_tuple(wire::kFieldBus1Timestamp, {m.seqnum, m.monotonic_ns, m.realtime_ns});
+  if (m.src_id == kIdBus) {
+    add_bus_metadata(a, m);
+  } else if (f & kAttachTimestamp) {
+    a.u64_tuple(wire::kFieldBus1Timestamp, {m.seqnum, m.monotonic_ns, m.realtime_ns});
+  }
   Peer* sender = m.src_id != kIdBus ? server_.peer(m.src_id) : nullptr;
   if (sender != nullptr) {
     const Metadata& md = sender->metadata_;
@@ -741,8 +745,15 @@ std::shared_ptr<const kdbus::Payload> Peer::with_metadata(const kdbus::Message& 
       if (f & kAttachExe) a.string(wire::kFieldBus1Exe, sender->facts().exe);
       if (f & kAttachCmdline) a.bytes(wire::kFieldBus1Cmdline, sender->facts().cmdline);
       if (f & kAttachCgroup) a.string(wire::kFieldBus1Cgroup, sender->facts().cgroup);
+      if (f & kAttachTidComm) a.string(wire::kFieldBus1TidComm, sender->facts().tid_comm);
+      const ProcessFacts& pf = sender->facts();
+      if ((f & kAttachCaps) && pf.has_caps) a.u64_tuple(wire::kFieldBus1Caps, {pf.caps[0], pf.caps[1], pf.caps[2], pf.caps[3]});
+      if ((f & kAttachAudit) && pf.has_audit) a.u32_tuple(wire::kFieldBus1Audit, {pf.loginuid, pf.sessionid});
     }
     if ((f & kAttachSeclabel) && md.has_seclabel) a.string(wire::kFieldBus1Seclabel, md.seclabel);
+    if ((f & kAttachConnDescription) && !sender->description().empty()) {
+      a.string(wire::kFieldBus1ConnDescription, sender->description());
+    }
   }
   a.finish();
   const size_t body_offset = a.original_body_offset();
@@ -751,6 +762,26 @@ std::shared_ptr<const kdbus::Payload> Peer::with_metadata(const kdbus::Message& 
   p->body = src.body;
   p->body_len = src.body_len;
   return p;
+}
+
+void Peer::add_bus_metadata(wire::FieldAppender& a, const kdbus::Message& m) const {
+  using namespace kdbus;
+  const uint64_t f = attach_flags_;
+  if (f & kAttachTimestamp) a.u64_tuple(wire::kFieldBus1Timestamp, {m.seqnum, m.monotonic_ns, m.realtime_ns});
+  if (f & kAttachCreds) a.u32_tuple(wire::kFieldBus1Creds, {::getuid(), ::getgid()});
+  if (f & kAttachPids) {
+    a.u32_tuple(wire::kFieldBus1Pids, {static_cast<uint32_t>(::getpid()), static_cast<uint32_t>(::getpid()), static_cast<uint32_t>(::getppid())});
+  }
+}
+
+std::vector<uint8_t> Peer::with_bus_metadata(std::vector<uint8_t> bytes, const kdbus::Message& m) const {
+  if ((attach_flags_ & (kdbus::kAttachTimestamp | kdbus::kAttachCreds | kdbus::kAttachPids)) == 0) return bytes;
+  std::vector<uint8_t> out;
+  wire::FieldAppender a(bytes.data(), bytes.size(), out);
+  add_bus_metadata(a, m);
+  a.finish();
+  out.insert(out.end(), bytes.begin() + static_cast<std::ptrdiff_t>(a.original_body_offset()), bytes.end());
+  return out;
 }
 
 // Deliveries stay in the engine queue (where the receiver's limits apply)

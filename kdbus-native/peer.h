@@ -17,6 +17,10 @@
 #include "wire/message.h"
 #include "wire/sasl.h"
 
+namespace wire {
+class FieldAppender;
+}  // namespace wire
+
 namespace bridge {
 
 class Server;
@@ -71,6 +75,10 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   const kdbus::Metadata& metadata() const { return metadata_; }
   // Its process as /proc shows it, read when first asked and kept.
   const kdbus::ProcessFacts& facts();
+  // org.kdbusbridge.Bus1.SetDescription: kdbus's connection description
+  // (CONN_DESCRIPTION), empty until the client sets one.
+  void set_description(std::string d) { description_ = d.empty() ? nullptr : std::make_unique<std::string>(std::move(d)); }
+  std::string_view description() const { return description_ ? std::string_view(*description_) : std::string_view(); }
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
   bool monitor() const { return monitor_; }
@@ -118,6 +126,10 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   void send_failed(int err, const wire::Header& h);
   void to_wire(const kdbus::Delivery& d);
   std::shared_ptr<const kdbus::Payload> with_metadata(const kdbus::Message& m);
+  // The bus's own facts (timestamp, its credentials) on a message the bus
+  // writes for this receiver, when it asked for them.
+  void add_bus_metadata(wire::FieldAppender& a, const kdbus::Message& m) const;
+  std::vector<uint8_t> with_bus_metadata(std::vector<uint8_t> bytes, const kdbus::Message& m) const;
   static uint32_t wire_serial(const std::vector<uint8_t>& bytes);
   std::vector<uint8_t> access_denied(uint64_t reply_serial, std::string_view destination);
   void push_bytes(std::vector<uint8_t> bytes);
@@ -141,6 +153,7 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   int64_t send_priority_ = 0;
   uint64_t attach_flags_ = 0;
   std::unique_ptr<kdbus::ProcessFacts> facts_;
+  std::unique_ptr<std::string> description_;  // most connections never set one
   bool receive_priority_ = false;
 
   std::shared_ptr<kdbus::Account> account_ = std::make_shared<kdbus::Account>();

@@ -10,11 +10,15 @@ export const Attach = {
   PIDS: 1 << 2,
   AUXGROUPS: 1 << 3,
   NAMES: 1 << 4,
+  TID_COMM: 1 << 5,
   PID_COMM: 1 << 6,
   EXE: 1 << 7,
   CMDLINE: 1 << 8,
   CGROUP: 1 << 9,
+  CAPS: 1 << 10,
   SECLABEL: 1 << 11,
+  AUDIT: 1 << 12,
+  CONN_DESCRIPTION: 1 << 13,
 } as const;
 
 /** The header field codes the metadata travels in. */
@@ -24,11 +28,15 @@ export const MetadataField = {
   PIDS: 0xa3,
   AUXGROUPS: 0xa4,
   NAMES: 0xa5,
+  TID_COMM: 0xa6,
   PID_COMM: 0xa7,
   EXE: 0xa8,
   CMDLINE: 0xa9,
   CGROUP: 0xaa,
+  CAPS: 0xab,
   SECLABEL: 0xac,
+  AUDIT: 0xad,
+  CONN_DESCRIPTION: 0xae,
 } as const;
 
 /** What the bus knew of a message's sender when it delivered it. */
@@ -46,11 +54,20 @@ export interface MessageMetadata {
   groups?: number[];
   names?: string[];
   comm?: string;
+  /** The main thread's comm (the bus does not know the sending thread). */
+  tidComm?: string;
   exe?: string;
   /** The arguments, split at their NULs. */
   cmdline?: string[];
   cgroup?: string;
+  /** Capability sets as bit masks. */
+  caps?: { inheritable: bigint; permitted: bigint; effective: bigint; bounding: bigint };
   seclabel?: string;
+  /** 4294967295: not set. */
+  loginuid?: number;
+  sessionid?: number;
+  /** Set by the sender with org.kdbusbridge.Bus1.SetDescription. */
+  description?: string;
 }
 
 /** Parses the header fields of a raw message (its first bytes up to the end of the fields). */
@@ -83,6 +100,8 @@ export function parseMetadataFields(raw: Buffer): MessageMetadata {
       else if (code === MetadataField.EXE) md.exe = s;
       else if (code === MetadataField.CGROUP) md.cgroup = s;
       else if (code === MetadataField.SECLABEL) md.seclabel = s;
+      else if (code === MetadataField.TID_COMM) md.tidComm = s;
+      else if (code === MetadataField.CONN_DESCRIPTION) md.description = s;
     } else if (sig === 'g') {
       p += 1 + raw[p] + 1;
     } else if (sig === 'u') {
@@ -96,12 +115,17 @@ export function parseMetadataFields(raw: Buffer): MessageMetadata {
       const v: bigint[] = [];
       for (let i = 0; i < sig.length - 2; i++, p += 8) v.push(u64(p));
       if (code === MetadataField.TIMESTAMP) [md.seqnum, md.monotonicNs, md.realtimeNs] = v;
+      if (code === MetadataField.CAPS) {
+        const [inheritable, permitted, effective, bounding] = v;
+        md.caps = { inheritable, permitted, effective, bounding };
+      }
     } else if (/^\(u+\)$/.test(sig)) {
       align(8);
       const v: number[] = [];
       for (let i = 0; i < sig.length - 2; i++, p += 4) v.push(u32(p));
       if (code === MetadataField.CREDS) [md.uid, md.gid] = v;
       if (code === MetadataField.PIDS) [md.pid, md.tid, md.ppid] = v;
+      if (code === MetadataField.AUDIT) [md.loginuid, md.sessionid] = v;
     } else if (sig === 'au') {
       align(4);
       const n = u32(p);

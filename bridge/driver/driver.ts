@@ -42,11 +42,15 @@ const ATTACH = {
   pids: 1 << 2,
   auxgroups: 1 << 3,
   names: 1 << 4,
+  tidComm: 1 << 5,
   pidComm: 1 << 6,
   exe: 1 << 7,
   cmdline: 1 << 8,
   cgroup: 1 << 9,
+  caps: 1 << 10,
   seclabel: 1 << 11,
+  audit: 1 << 12,
+  connDescription: 1 << 13,
 };
 const ATTACH_SUPPORTED = Object.values(ATTACH).reduce((a, b) => a | b, 0);
 const EBUSY = 16;
@@ -99,6 +103,7 @@ export class Driver {
       ['org.kdbusbridge.Bus1.SetSendPriority', (c, a) => void this.ctx.native.setSendPriority(c.sender, BigInt(String(a[0])))],
       ['org.kdbusbridge.Bus1.SetAttachFlags', (c, a) => this.setAttachFlags(c, a[0] as number)],
       ['org.kdbusbridge.Bus1.GetConnectionMetadata', (_c, a) => this.connectionMetadata(a[0] as string, a[1] as number)],
+      ['org.kdbusbridge.Bus1.SetDescription', (c, a) => this.setDescription(c, a[0] as string)],
       ['org.kdbusbridge.Bus1.SetReceivePriority', (c, a) => void this.ctx.native.setReceivePriority(c.sender, a[0] as boolean)],
       ['org.freedesktop.DBus.Peer.GetMachineId', () => ({ signature: 's', body: [this.ctx.machineId] })],
       ['org.freedesktop.DBus.Peer.Ping', () => undefined],
@@ -420,6 +425,12 @@ export class Driver {
     if (!this.ctx.native.setAttachFlags(call.sender, flags)) throw new DBusError(`${ERR}Failed`, 'Could not set the attach flags');
   }
 
+  private setDescription(call: DriverCall, description: string) {
+    // kdbus took a description of up to 255 bytes at HELLO.
+    if (Buffer.byteLength(description) > 255) throw new DBusError(`${ERR}InvalidArgs`, 'A description has at most 255 bytes');
+    if (!this.ctx.native.setDescription(call.sender, description)) throw new DBusError(`${ERR}Failed`, 'Could not set the description');
+  }
+
   /** kdbus's CONN_INFO with attach flags, as a{sv}. */
   private connectionMetadata(name: string, flags: number) {
     this.checkAttachFlags(flags);
@@ -440,6 +451,16 @@ export class Driver {
     if (flags & ATTACH.exe && facts) dict.Executable = variant('s', facts.exe);
     if (flags & ATTACH.cmdline && facts) dict.CommandLine = variant('ay', facts.cmdline);
     if (flags & ATTACH.cgroup && facts) dict.CGroup = variant('s', facts.cgroup);
+    if (flags & ATTACH.tidComm && facts) dict.ThreadName = variant('s', facts.tidComm);
+    if (flags & ATTACH.caps && facts?.caps) {
+      const [inheritable, permitted, effective, bounding] = facts.caps;
+      dict.Capabilities = variant('(tttt)', [inheritable, permitted, effective, bounding]);
+    }
+    if (flags & ATTACH.audit && facts && facts.loginuid !== null && facts.sessionid !== null) {
+      dict.AuditLoginUID = variant('u', facts.loginuid);
+      dict.AuditSessionID = variant('u', facts.sessionid);
+    }
+    if (flags & ATTACH.connDescription && facts && facts.description !== '') dict.Description = variant('s', facts.description);
     if (flags & ATTACH.seclabel && 'seclabel' in c && c.seclabel !== undefined) {
       dict.LinuxSecurityLabel = variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
     }

@@ -114,6 +114,7 @@ export const INTERFACES: InterfaceSpec[] = [
       { name: 'GetConnectionMetadata', in: 'su', out: 'a{sv}' },
       { name: 'SetSendPriority', in: 'x', out: '' },
       { name: 'SetReceivePriority', in: 'b', out: '' },
+      { name: 'SetDescription', in: 's', out: '' },
     ],
   },
   {

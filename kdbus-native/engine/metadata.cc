@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <cerrno>
 #include <fstream>
 #include <iterator>
@@ -121,6 +123,23 @@ std::string read_whole(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// The four capability sets as the kernel prints them in hex.
+void capture_caps(const std::string& status, ProcessFacts& f) {
+  static constexpr const char* kKeys[4] = {"CapInh:", "CapPrm:", "CapEff:", "CapBnd:"};
+  int found = 0;
+  std::istringstream in(status);
+  std::string line;
+  while (std::getline(in, line)) {
+    for (int i = 0; i < 4; ++i) {
+      if (line.rfind(kKeys[i], 0) == 0) {
+        f.caps[i] = std::strtoull(line.c_str() + std::strlen(kKeys[i]), nullptr, 16);
+        ++found;
+      }
+    }
+  }
+  f.has_caps = found == 4;
+}
+
 }  // namespace
 
 ProcessFacts capture_process_facts(pid_t pid) {
@@ -129,6 +148,16 @@ ProcessFacts capture_process_facts(pid_t pid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/";
   f.comm = read_whole(dir + "comm");
   if (!f.comm.empty() && f.comm.back() == '\n') f.comm.pop_back();
+  f.tid_comm = read_whole(dir + "task/" + std::to_string(pid) + "/comm");
+  if (!f.tid_comm.empty() && f.tid_comm.back() == '\n') f.tid_comm.pop_back();
+  capture_caps(read_whole(dir + "status"), f);
+  const std::string loginuid = read_whole(dir + "loginuid");
+  const std::string sessionid = read_whole(dir + "sessionid");
+  if (!loginuid.empty() && !sessionid.empty()) {
+    f.loginuid = static_cast<uint32_t>(std::strtoul(loginuid.c_str(), nullptr, 10));
+    f.sessionid = static_cast<uint32_t>(std::strtoul(sessionid.c_str(), nullptr, 10));
+    f.has_audit = true;
+  }
   f.cmdline = read_whole(dir + "cmdline");
   std::vector<char> buf(4096);
   ssize_t n = readlink((dir + "exe").c_str(), buf.data(), buf.size());

@@ -3,6 +3,7 @@
 // (kdbus attaches the same at HELLO), so peers need not trust each other.
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,14 +29,23 @@ struct Metadata {
 };
 
 // What /proc says of a process, for the org.kdbusbridge.Bus1 metadata
-// (kdbus's PIDS, PID_COMM, EXE, CMDLINE and CGROUP items). Empty strings and
-// ppid 0 where unreadable.
+// (kdbus's PIDS, PID_COMM, TID_COMM, EXE, CMDLINE, CGROUP, CAPS and AUDIT
+// items). Empty strings and ppid 0 where unreadable.
 struct ProcessFacts {
   pid_t ppid = 0;
   std::string comm;     // /proc/PID/comm without the newline
+  // A socket names the process, not the thread that sent: TID_COMM is the
+  // main thread's (/proc/PID/task/PID/comm), which a process may rename
+  // apart from the process's comm.
+  std::string tid_comm;
   std::string exe;      // the target of /proc/PID/exe
   std::string cmdline;  // /proc/PID/cmdline as it is: arguments each ended by NUL
   std::string cgroup;   // the unified hierarchy's path ("0::" line), else the first line
+  bool has_caps = false;  // CapInh, CapPrm, CapEff, CapBnd of /proc/PID/status
+  uint64_t caps[4] = {0, 0, 0, 0};
+  bool has_audit = false;  // /proc/PID/loginuid and sessionid (absent without audit support)
+  uint32_t loginuid = static_cast<uint32_t>(-1);
+  uint32_t sessionid = static_cast<uint32_t>(-1);
 };
 ProcessFacts capture_process_facts(pid_t pid);
 

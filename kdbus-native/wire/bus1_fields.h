@@ -16,11 +16,15 @@ enum Bus1MetadataField : uint8_t {
   kFieldBus1Pids = 0xA3,         // (uuu) pid, tid (0: unknown), ppid
   kFieldBus1Auxgroups = 0xA4,    // au
   kFieldBus1Names = 0xA5,        // as: well-known names the sender owns
+  kFieldBus1TidComm = 0xA6,      // s: the main thread's comm
   kFieldBus1PidComm = 0xA7,      // s
   kFieldBus1Exe = 0xA8,          // s
   kFieldBus1Cmdline = 0xA9,      // ay: arguments each ended by NUL
   kFieldBus1Cgroup = 0xAA,       // s
+  kFieldBus1Caps = 0xAB,         // (tttt) inheritable, permitted, effective, bounding
   kFieldBus1Seclabel = 0xAC,     // s
+  kFieldBus1Audit = 0xAD,        // (uu) loginuid, sessionid
+  kFieldBus1ConnDescription = 0xAE,  // s
 };
 
 // Copies the header of `msg` (its first `head_len` bytes hold at least the

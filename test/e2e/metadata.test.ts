@@ -3,7 +3,7 @@
 // reader) and GDBus (g_dbus_message_get_header), and what
 // GetConnectionMetadata and GetConnectionCredentials answer.
 import { Message } from 'dbus-next';
-import { mkdtempSync, rmSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Attach, enableMetadata, readMetadata } from '../../bridge/client/metadata';
@@ -17,12 +17,23 @@ const BUS1 = 'org.kdbusbridge.Bus1';
 const DRIVER = { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus' };
 const ALL = Object.values(Attach).reduce((a, b) => a | b, 0);
 
-// A python3-dbus sender that owns a name and sends com.example.Meta.Hello to
-// the given destination, then waits.
+// What the kernel shows of a process, as the bus should have read it.
+function procCaps(pid: number): bigint[] {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return ['CapInh', 'CapPrm', 'CapEff', 'CapBnd'].map((k) => BigInt(`0x${(new RegExp(`^${k}:\\s*([0-9a-f]+)$`, 'm').exec(status) as RegExpExecArray)[1]}`));
+}
+function procAudit(pid: number): number[] | undefined {
+  if (!existsSync(`/proc/${pid}/loginuid`)) return undefined;
+  return ['loginuid', 'sessionid'].map((f) => Number(readFileSync(`/proc/${pid}/${f}`, 'utf8').trim()));
+}
+
+// A python3-dbus sender that owns a name, describes its connection, sends
+// com.example.Meta.Hello to the given destination, then waits.
 const PY_SENDER = [
   'import sys, dbus, dbus.lowlevel',
   'b = dbus.bus.BusConnection(sys.argv[1])',
   'b.request_name("com.example.MetaSender", dbus.bus.NAME_FLAG_DO_NOT_QUEUE)',
+  'b.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.kdbusbridge.Bus1", "SetDescription", "s", ["meta-sender"])',
   'm = dbus.lowlevel.SignalMessage("/com/example/Meta", "com.example.Meta", "Hello")',
   'm.set_destination(sys.argv[2])',
   'b.send_message(m)',
@@ -75,6 +86,13 @@ describe('metadata attached by the bus', () => {
       expect(md.exe).toMatch(/python3/);
       expect(md.cmdline?.slice(0, 2)).toEqual([PYTHON, '-c']);
       expect(typeof md.cgroup).toBe('string');
+      expect(md.tidComm).toBe(readFileSync(`/proc/${pid}/task/${pid}/comm`, 'utf8').trim());
+      const [inheritable, permitted, effective, bounding] = procCaps(pid);
+      expect(md.caps).toEqual({ inheritable, permitted, effective, bounding });
+      const audit = procAudit(pid);
+      if (audit) expect([md.loginuid, md.sessionid]).toEqual(audit);
+      else expect(md.loginuid).toBeUndefined();
+      expect(md.description).toBe('meta-sender');
       expect(md.seqnum).toBeGreaterThan(0n);
       expect(md.realtimeNs).toBeGreaterThanOrEqual(before);
       expect(md.monotonicNs).toBeGreaterThan(0n);
@@ -136,10 +154,32 @@ describe('metadata attached by the bus', () => {
 
   test('bits not supported yet answer NotSupported', async () => {
     const c = await client();
-    for (const bit of [1 << 5, 1 << 10, 1 << 12, 1 << 13]) {
+    for (const bit of [1 << 14, 1 << 20]) {
       const e = await callError(c.bus, new Message({ ...DRIVER, interface: BUS1, member: 'SetAttachFlags', signature: 'u', body: [bit] }));
       expect(e.name).toBe('org.freedesktop.DBus.Error.NotSupported');
     }
+  });
+
+  test("the bus's own signals carry its timestamp and credentials", async () => {
+    const receiver = await client();
+    const owner = await client();
+    const got: Message[] = [];
+    receiver.bus.on('message', (m: Message) => {
+      if (m.sender === 'org.freedesktop.DBus' && m.member === 'NameOwnerChanged' && m.body[0] === 'com.example.MetaOwned') got.push(m);
+      if (m.interface === 'com.example.Meta') got.push(m);
+    });
+    await enableMetadata(receiver.bus, Attach.TIMESTAMP | Attach.CREDS | Attach.PIDS);
+    await callDriver(receiver.bus, 'AddMatch', 's', ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='com.example.MetaOwned'"]);
+    await callDriver(owner.bus, 'RequestName', 'su', ['com.example.MetaOwned', 4]);
+    owner.bus.send(new Message({ type: MessageType.Signal, destination: receiver.uniqueName, path: '/a', interface: 'com.example.Meta', member: 'After' }));
+    expect(await until(() => got.length === 2, 5000)).toBe(true);
+    expect(got.map((m) => m.member)).toEqual(['NameOwnerChanged', 'After']);
+    const [signal, after] = got.map(readMetadata);
+    expect(signal.uid).toBe(process.getuid?.());
+    expect(signal.pid).toBe(bus.pid);
+    expect(signal.seqnum).toBeGreaterThan(0n);
+    expect(after.seqnum as bigint).toBeGreaterThan(signal.seqnum as bigint);
+    expect(signal.realtimeNs).toBeGreaterThan(0n);
   });
 
   test('GDBus reads the fields with g_dbus_message_get_header', async () => {
@@ -150,7 +190,8 @@ describe('metadata attached by the bus', () => {
       expect(flags.code).toBe(0);
       const cc = await run('gcc', ['-o', exe, fixture('gdbus_metadata.c'), ...flags.stdout.trim().split(/\s+/)], { timeoutMs: 60000 });
       expect(cc.stderr).toBe('');
-      const g = spawnTracked(exe, [bus.address, String(Attach.CREDS | Attach.PIDS | Attach.TIMESTAMP)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const flags2 = Attach.CREDS | Attach.PIDS | Attach.TIMESTAMP | Attach.TID_COMM | Attach.CAPS | Attach.AUDIT | Attach.CONN_DESCRIPTION;
+      const g = spawnTracked(exe, [bus.address, String(flags2)], { stdio: ['ignore', 'pipe', 'pipe'] });
       try {
         const name = (await waitForLine(g, /^ready /)).trim().split(' ')[1];
         let out = '';
@@ -161,6 +202,11 @@ describe('metadata attached by the bus', () => {
           expect(out).toContain(`0xa2 (${process.getuid?.()}, ${process.getgid?.()})`);
           expect(out).toContain(`0xa3 (${pid}, 0, ${process.pid})`);
           expect(out).toMatch(/^0xa1 \(\d+, \d+, \d+\)$/m);
+          expect(out).toMatch(/^0xa6 'python3/m);
+          expect(out).toContain(`0xab (${procCaps(pid).join(', ')})`);
+          const audit = procAudit(pid);
+          if (audit) expect(out).toContain(`0xad (${audit.join(', ')})`);
+          expect(out).toContain("0xae 'meta-sender'");
         });
       } finally {
         await terminate(g);
@@ -184,6 +230,11 @@ describe('metadata attached by the bus', () => {
       expect(d.ProcessName.value).toMatch(/^python3/);
       expect(String(d.Executable.value)).toMatch(/python3/);
       expect((d.CommandLine.value as Buffer).toString().split('\0')[0]).toBe(PYTHON);
+      expect(d.ThreadName.value).toMatch(/^python3/);
+      expect(d.Capabilities.value).toEqual(procCaps(pid));
+      const audit = procAudit(pid);
+      if (audit) expect([d.AuditLoginUID.value, d.AuditSessionID.value]).toEqual(audit);
+      expect(d.Description.value).toBe('meta-sender');
       const g = await run('gdbus', ['call', '--address', bus.address, '--dest', 'org.freedesktop.DBus', '--object-path', '/org/freedesktop/DBus', '--method', `${BUS1}.GetConnectionMetadata`, 'com.example.MetaSender', String(Attach.PIDS)]);
       expect(g.stdout).toContain(`'ProcessID': <uint32 ${pid}>`);
       expect(g.stdout).toContain(`'ParentProcessID': <uint32 ${process.pid}>`);
