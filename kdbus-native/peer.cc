@@ -745,8 +745,8 @@ std::shared_ptr<const kdbus::Payload> Peer::with_metadata(const kdbus::Message& 
       if (f & kAttachExe) a.string(wire::kFieldBus1Exe, sender->facts().exe);
       if (f & kAttachCmdline) a.bytes(wire::kFieldBus1Cmdline, sender->facts().cmdline);
       if (f & kAttachCgroup) a.string(wire::kFieldBus1Cgroup, sender->facts().cgroup);
-      if (f & kAttachTidComm) a.string(wire::kFieldBus1TidComm, sender->facts().tid_comm);
       const ProcessFacts& pf = sender->facts();
+      if (f & kAttachTidComm) a.string(wire::kFieldBus1TidComm, pf.tid_comm);
       if ((f & kAttachCaps) && pf.has_caps) a.u64_tuple(wire::kFieldBus1Caps, {pf.caps[0], pf.caps[1], pf.caps[2], pf.caps[3]});
       if ((f & kAttachAudit) && pf.has_audit) a.u32_tuple(wire::kFieldBus1Audit, {pf.loginuid, pf.sessionid});
     }
