@@ -182,6 +182,41 @@ describe('metadata attached by the bus', () => {
     expect(signal.realtimeNs).toBeGreaterThan(0n);
   });
 
+  test('a monitor that asked gets the sequence number on the name signals too', async () => {
+    const monitor = await client();
+    const owner = await client();
+    const seen: { member: string; seqnum?: bigint }[] = [];
+    monitor.bus.on('message', (m: Message) => {
+      const mine = (m.member === 'NameOwnerChanged' && m.body[0] === 'com.example.MetaMonitored') || m.interface === 'com.example.Meta';
+      if (mine) seen.push({ member: m.member as string, seqnum: readMetadata(m).seqnum });
+    });
+    await enableMetadata(monitor.bus, Attach.TIMESTAMP);
+    await monitor.bus.call(
+      new Message({ ...DRIVER, interface: 'org.freedesktop.DBus.Monitoring', member: 'BecomeMonitor', signature: 'asu', body: [[], 0] }),
+    );
+    await callDriver(owner.bus, 'RequestName', 'su', ['com.example.MetaMonitored', 4]);
+    owner.bus.send(new Message({ type: MessageType.Signal, path: '/a', interface: 'com.example.Meta', member: 'After' }));
+    expect(await until(() => seen.length === 2, 5000)).toBe(true);
+    expect(seen.map((s) => s.member)).toEqual(['NameOwnerChanged', 'After']);
+    expect(seen[0].seqnum).toBeGreaterThan(0n);
+    expect(seen[1].seqnum as bigint).toBeGreaterThan(seen[0].seqnum as bigint);
+  });
+
+  test('SetDescription takes at most 255 bytes, and can change', async () => {
+    const c = await client();
+    const set = (d: string) => new Message({ ...DRIVER, interface: BUS1, member: 'SetDescription', signature: 's', body: [d] });
+    expect((await callError(c.bus, set('x'.repeat(256)))).name).toBe('org.freedesktop.DBus.Error.InvalidArgs');
+    const metadata = async () => {
+      const reply = await c.bus.call(new Message({ ...DRIVER, interface: BUS1, member: 'GetConnectionMetadata', signature: 'su', body: [c.uniqueName, Attach.CONN_DESCRIPTION] }));
+      return reply?.body[0] as Record<string, { value: unknown }>;
+    };
+    expect(await metadata()).toEqual({});
+    await c.bus.call(set('x'.repeat(255)));
+    expect((await metadata()).Description.value).toBe('x'.repeat(255));
+    await c.bus.call(set('second'));
+    expect((await metadata()).Description.value).toBe('second');
+  });
+
   test('GDBus reads the fields with g_dbus_message_get_header', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kdbus-bridge-gdbus-'));
     try {
