@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <string>
 
 #include "../../../kdbus-native/engine/snapshot.h"
@@ -234,4 +235,58 @@ TEST(snapshot, "the writer keeps up with 1000 connections and 10000 rules") {
   std::printf("    (engine snapshot: %zu bytes, save %.1f ms, load %.1f ms)\n", state.size(), ms(t0, t1), ms(t1, t2));
   CHECK_EQ(g.bus.stats().match_rules, uint64_t{10000});
   same_from_here(f, g, {ids[0], ids[1], ids[999]});
+}
+
+namespace {
+
+// The server's side of a snapshot, reduced to one account per sender.
+struct Accounts : SnapshotHooks {
+  std::map<uint64_t, std::shared_ptr<Account>> by_key;
+  int owner_tag = 0;
+  uint64_t account_key(const Account* a) override {
+    for (const auto& [k, acc] : by_key) {
+      if (acc.get() == a) return k;
+    }
+    return 0;
+  }
+  Charge charge(uint64_t key, size_t bytes, size_t fds) override {
+    auto& a = by_key[key];
+    if (!a) a = std::make_shared<Account>();
+    return Charge(a, nullptr, bytes, fds);
+  }
+  void* owner(ConnId, uint64_t) override { return &owner_tag; }
+};
+
+}  // namespace
+
+TEST(snapshot, "charges go back to the sender's account; queues report ready to their new owners") {
+  Fixture f, g;
+  ConnId a = f.hello(), b = f.hello();
+  Accounts saved;
+  saved.by_key[a] = std::make_shared<Account>();
+  auto m = Msg(f, 1).to(b).cookie(1).bytes(300).fds(2).build();
+  m->charge = Charge(saved.by_key[a], nullptr, m->payload.size(), 2);
+  REQUIRE_ERR(f.bus.send(a, m), 0);
+  m.reset();
+  snap::Writer w;
+  const size_t at = snap::begin_envelope(w, "engine-suite");
+  f.bus.save(w, &saved);
+  snap::seal(w, at);
+  Accounts loaded;
+  std::string writer;
+  snap::Reader r = snap::open_envelope(w.buffer().data(), w.buffer().size(), &w.fds(), writer);
+  CHECK_EQ(writer, std::string("engine-suite"));
+  uint32_t tag = 0;
+  snap::Reader body(nullptr, 0);
+  REQUIRE(r.next_section(tag, body));
+  g.rec.ready.clear();
+  g.rec.owners.clear();
+  g.bus.load(body, &loaded);
+  CHECK_EQ(g.rec.ready, std::vector<ConnId>{b});
+  CHECK(!g.rec.owners.empty() && g.rec.owners[0] == &loaded.owner_tag);
+  REQUIRE(loaded.by_key.count(a) == 1);
+  CHECK_EQ(loaded.by_key[a]->bytes(), size_t{300});
+  CHECK_EQ(loaded.by_key[a]->fds(), size_t{2});
+  CHECK_EQ(take_all(g, b).size(), size_t{1});
+  CHECK_EQ(loaded.by_key[a]->bytes(), size_t{0});
 }
