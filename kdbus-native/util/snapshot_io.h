@@ -98,6 +98,13 @@ class Reader {
     return s;
   }
   std::string str() { return std::string(view()); }
+  // `n` bytes without a length in front.
+  std::string_view raw(uint64_t n) {
+    need(n);
+    std::string_view s(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return s;
+  }
   // A count of items that each take at least `min_size` bytes: bounded by
   // what is left, so a corrupt count cannot make the reader allocate wildly.
   uint32_t count(size_t min_size) {
