@@ -1,6 +1,6 @@
 // The native half of a handover, in one process: the bus is frozen, a new
 // native bus is restored from the snapshot on the same sockets, and real
-// clients (dbus-next, dbus-send, hand-written ones mid-SASL and mid-message)
+// clients (dbus-next, dbus-send, gdbus, hand-written ones mid-SASL and mid-message)
 // go on without noticing. The control plane (exec, fd passing) is tested
 // in handover.test.ts.
 import { execFile } from 'child_process';
@@ -181,9 +181,12 @@ describe('native snapshot: freeze, restore, thaw', () => {
     expect(credsAfter).toEqual(credsBefore);
     const { stdout } = await run('dbus-send', [`--bus=${bus.address}`, '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.ListNames']);
     expect(stdout).toContain('org.test.Snapshot');
+    const gdbus = await run('gdbus', ['call', '--address', bus.address, '--dest', 'org.freedesktop.DBus', '--object-path', '/org/freedesktop/DBus',
+      '--method', 'org.freedesktop.DBus.GetNameOwner', 'org.test.Snapshot']);
+    expect(gdbus.stdout.trim()).toBe(`('${a.uniqueName}',)`);
     const c = await connect(bus.address);
     clients.push(c);
-    expect(c.uniqueName).toBe(':1.6');
+    expect(c.uniqueName).toBe(':1.7');
   });
 
   test('a refused snapshot leaves the frozen bus to thaw and go on', async () => {
