@@ -57,6 +57,8 @@ export interface NativeBusOptions {
 
 export interface NativeBus {
   listen(addresses: string): string[];
+  /** Serves a socket the launcher listens on, under the address it printed for it. */
+  adopt(fd: number, address: string): void;
   /** Sends a message from the bus itself; its serial is assigned natively. Returns 0 or an errno. */
   send(message: Buffer, fds?: number[]): number;
   sendError(destination: string, replySerial: number, name: string, text: string): void;
