@@ -86,16 +86,37 @@ export function writeStartPlan(configFile: string, config: BusConfig, sources: r
   try {
     const text = planText(configFile, config, sources);
     const file = planFile(dir, configFile);
+    let previous: string | undefined;
     try {
-      if (fs.readFileSync(file, 'utf8') === text) return;
+      previous = fs.readFileSync(file, 'utf8');
     } catch {
       // none yet
     }
+    if (previous === text) return;
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (previous === undefined) prune(dir);
     const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, text, { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    try {
+      fs.writeFileSync(tmp, text, { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
   } catch {
     // Only the next start's speed depends on it.
+  }
+}
+
+/** Plans of configuration files that are gone (a test's, a removed bus's) would only pile up. */
+function prune(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith('plan-')) continue;
+    const file = path.join(dir, name);
+    try {
+      const m = /^config (\S+)$/m.exec(fs.readFileSync(file, 'utf8'));
+      if (m && !fs.existsSync(decodeURIComponent(m[1]))) fs.rmSync(file, { force: true });
+    } catch {
+      // unreadable or removed meanwhile: not ours to worry about
+    }
   }
 }
