@@ -76,6 +76,7 @@ export function startBus(opts: BusOptions): RunningBus {
     onDriverCall: (call) => driver?.handle(call),
     onActivate: (name, trigger) => activation?.activationNeeded(name, trigger),
     onDenied: (text) => log.security(text),
+    onMonitorClosed: (name) => log.info(`Monitoring connection ${name} closed.`),
   });
   activation = new Activation({
     native: bus,

@@ -28,6 +28,17 @@ export interface Credentials {
   pidfd?: number;
 }
 
+export interface ProcessFacts {
+  ppid: number;
+  comm: string;
+  exe: string;
+  /** Arguments each ended by NUL. */
+  cmdline: Buffer;
+  cgroup: string;
+  /** Well-known names the connection owns. */
+  names: string[];
+}
+
 /** The first call waiting at an activator (still queued there). */
 export interface ActivationTrigger {
   sender: string;
@@ -53,6 +64,8 @@ export interface NativeBusOptions {
   onActivate?: (name: string, trigger: ActivationTrigger) => void;
   /** The security policy refused a message: dbus-daemon's "Rejected ..." text. */
   onDenied?: (text: string) => void;
+  /** A monitor's connection closed while the bus runs: its unique name. */
+  onMonitorClosed?: (name: string) => void;
 }
 
 export interface NativeBus {
@@ -83,6 +96,16 @@ export interface NativeBus {
   checkMatchRule(rule: string): string | null;
   /** null when the connection is now a monitor, else why not. */
   becomeMonitor(sender: string, rules: string[]): string | null;
+  /** 0, or EBUSY (something waits for it), EALREADY, EPERM (not an ordinary peer). */
+  byebye(sender: string): number;
+  /** The priority of what `sender` sends without a priority field (lower goes first). */
+  setSendPriority(sender: string, priority: bigint): boolean;
+  /** Whether `sender`'s queue is read in priority order. */
+  setReceivePriority(sender: string, on: boolean): boolean;
+  /** What the bus attaches to what `sender` receives (kdbus KDBUS_ATTACH_* bits). */
+  setAttachFlags(sender: string, flags: number): boolean;
+  /** What /proc says of a connection's process (read once, then kept); null if unknown. */
+  getProcessFacts(name: string): ProcessFacts | null;
   getCredentials(name: string): Credentials | null;
   /** How dbus-daemon describes a connection in its logs: 'uid=0 pid=12 comm="..."'. */
   loginfo(name: string): string;

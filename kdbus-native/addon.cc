@@ -14,6 +14,7 @@
 
 #include "engine/policy.h"
 #include "policy_js.h"
+#include "peer.h"
 #include "server.h"
 
 namespace {
@@ -72,7 +73,8 @@ void apply_limits(const Napi::Value& v, bridge::ServerLimits& server, kdbus::Bus
 class BusWrap : public Napi::ObjectWrap<BusWrap>,
                 public bridge::DriverHandler,
                 public bridge::ActivationHandler,
-                public bridge::DenialLog {
+                public bridge::DenialLog,
+                public bridge::MonitorLog {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Bus",
@@ -91,6 +93,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("removeMatch", &BusWrap::RemoveMatch),
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
+                           InstanceMethod("byebye", &BusWrap::ByeBye),
+                           InstanceMethod("setSendPriority", &BusWrap::SetSendPriority),
+                           InstanceMethod("setReceivePriority", &BusWrap::SetReceivePriority),
+                           InstanceMethod("setAttachFlags", &BusWrap::SetAttachFlags),
+                           InstanceMethod("getProcessFacts", &BusWrap::GetProcessFacts),
                            InstanceMethod("checkMatchRule", &BusWrap::CheckMatchRule),
                            InstanceMethod("setLimits", &BusWrap::SetLimits),
                            InstanceMethod("setPolicy", &BusWrap::SetPolicy),
@@ -140,6 +147,11 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     if (on_denied.IsFunction()) {
       on_denied_ = Napi::Persistent(on_denied.As<Napi::Function>());
       server_->set_denial_log(this);
+    }
+    auto on_monitor_closed = opts.Get("onMonitorClosed");
+    if (on_monitor_closed.IsFunction()) {
+      on_monitor_closed_ = Napi::Persistent(on_monitor_closed.As<Napi::Function>());
+      server_->set_monitor_log(this);
     }
   }
 
@@ -376,6 +388,58 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     return info.Env().Null();
   }
 
+  // 0, or the errno of Server::byebye.
+  Napi::Value ByeBye(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), server(info.Env()).byebye(conn(info[0])));
+  }
+
+  // The priority is a BigInt (D-Bus 'x'). False for an unknown connection.
+  Napi::Value SetSendPriority(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    bool lossless = false;
+    const int64_t priority = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+    if (p == nullptr || !lossless) return Napi::Boolean::New(info.Env(), false);
+    p->set_send_priority(priority);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  Napi::Value SetReceivePriority(const Napi::CallbackInfo& info) {
+    bridge::Peer* p = server(info.Env()).peer(conn(info[0]));
+    if (p == nullptr) return Napi::Boolean::New(info.Env(), false);
+    p->set_receive_priority(info[1].ToBoolean());
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  Napi::Value SetAttachFlags(const Napi::CallbackInfo& info) {
+    const ConnId id = conn(info[0]);
+    bridge::Peer* p = server(info.Env()).peer(id);
+    const uint64_t flags = info[1].As<Napi::Number>().Uint32Value();
+    if (p == nullptr || server(info.Env()).bus().set_attach_flags(id, flags) != 0) return Napi::Boolean::New(info.Env(), false);
+    p->set_attach_flags(flags);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // What /proc says of a client's process: { ppid, comm, exe, cmdline (Buffer),
+  // cgroup }, or null when the connection or its pid is unknown.
+  Napi::Value GetProcessFacts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    kdbus::ConnInfo ci;
+    if (server(env).bus().conn_info(0, info[0].As<Napi::String>().Utf8Value(), ci) != 0) return env.Null();
+    bridge::Peer* p = server(env).peer(ci.id);
+    if (p == nullptr || !p->metadata().has_creds) return env.Null();
+    const kdbus::ProcessFacts& f = p->facts();
+    auto obj = Napi::Object::New(env);
+    obj.Set("ppid", Napi::Number::New(env, f.ppid));
+    obj.Set("comm", f.comm);
+    obj.Set("exe", f.exe);
+    obj.Set("cmdline", Napi::Buffer<char>::Copy(env, f.cmdline.data(), f.cmdline.size()));
+    obj.Set("cgroup", f.cgroup);
+    auto names = Napi::Array::New(env, ci.names.size());
+    for (size_t i = 0; i < ci.names.size(); ++i) names.Set(i, ci.names[i]);
+    obj.Set("names", names);
+    return obj;
+  }
+
   Napi::Value MatchRules(const Napi::CallbackInfo& info) {
     std::vector<const kdbus::MatchRule*> rules;
     server(info.Env()).bus().match_rules(conn(info[0]), rules);
@@ -468,6 +532,16 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     }
   }
 
+  // MonitorLog: likewise.
+  void monitor_closed(const std::string& name) override {
+    Napi::HandleScope scope(env_);
+    try {
+      on_monitor_closed_.Call({Napi::String::New(env_, name)});
+    } catch (const Napi::Error&) {
+      fprintf(stderr, "kdbus-bridge: Monitoring connection %s closed.\n", name.c_str());
+    }
+  }
+
   // Returns the activator's id, or a negative errno.
   Napi::Value AddActivator(const Napi::CallbackInfo& info) {
     ConnId id = 0;
@@ -502,6 +576,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
   Napi::FunctionReference on_driver_call_;
   Napi::FunctionReference on_activate_;
   Napi::FunctionReference on_denied_;
+  Napi::FunctionReference on_monitor_closed_;
   std::unique_ptr<Server> server_;
   uint64_t match_cookie_ = 0;
 };

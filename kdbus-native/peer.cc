@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <utility>
 
 #include "server.h"
+#include "wire/bus1_fields.h"
 #include "wire/fields.h"
 
 namespace bridge {
@@ -526,6 +528,7 @@ std::shared_ptr<kdbus::Message> Peer::prepare(const wire::Header& h, const uint8
 void Peer::forward(const wire::Header& h, const uint8_t* data, size_t len,
                    const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds) {
   auto msg = prepare(h, data, len, buffer);
+  msg->priority = h.has_priority ? h.priority : send_priority_;
   msg->fds = std::move(fds);
   msg->charge = kdbus::Charge(account_, user_account_, msg->payload.size(), msg->fds ? msg->fds->fds.size() : 0);
   if (msg->flags & kdbus::kMsgExpectReply) msg->timeout_ns = server_.reply_deadline();
@@ -649,7 +652,12 @@ void Peer::to_wire(const kdbus::Delivery& d) {
   switch (n.kind) {
     case NotifyKind::None: {
       Out o;
-      o.data = std::shared_ptr<const kdbus::Payload>(d.msg, &m.payload);  // shares the message
+      if (attach_flags_ != 0) {
+        o.data = with_metadata(m);
+        o.keep = d.msg;
+      } else {
+        o.data = std::shared_ptr<const kdbus::Payload>(d.msg, &m.payload);  // shares the message
+      }
       o.fds = m.fds;
       out_bytes_ += o.data->size();
       out_.push_back(std::move(o));
@@ -698,13 +706,65 @@ void Peer::to_wire(const kdbus::Delivery& d) {
   if (d.roles & kdbus::kRoleNewOwner) push_bytes(driver_signal("NameAcquired", name_, {n.name}));
 }
 
+const kdbus::ProcessFacts& Peer::facts() {
+  if (!facts_) facts_ = std::make_unique<kdbus::ProcessFacts>(kdbus::capture_process_facts(metadata_.has_creds ? metadata_.pid : 0));
+  return *facts_;
+}
+
+// The message with the metadata this receiver asked for in header fields of
+// its own copy of the header; the body is still shared. What the sender's
+// connection knows is taken while it is connected; after that only the
+// timestamp remains.
+std::shared_ptr<const kdbus::Payload> Peer::with_metadata(const kdbus::Message& m) {
+  using namespace kdbus;
+  auto p = std::make_shared<Payload>();
+  const Payload& src = m.payload;
+  wire::FieldAppender a(src.head.data(), src.head.size(), p->head);
+  const uint64_t f = attach_flags_;
+  if (f & kAttachTimestamp) a.u64_tuple(wire::kFieldBus1Timestamp, {m.seqnum, m.monotonic_ns, m.realtime_ns});
+  Peer* sender = m.src_id != kIdBus ? server_.peer(m.src_id) : nullptr;
+  if (sender != nullptr) {
+    const Metadata& md = sender->metadata_;
+    if ((f & kAttachCreds) && md.has_creds) a.u32_tuple(wire::kFieldBus1Creds, {md.uid, md.gid});
+    if ((f & kAttachPids) && md.has_creds) {
+      a.u32_tuple(wire::kFieldBus1Pids, {static_cast<uint32_t>(md.pid), 0, static_cast<uint32_t>(sender->facts().ppid)});
+    }
+    if ((f & kAttachAuxgroups) && md.has_groups) a.u32_array(wire::kFieldBus1Auxgroups, {md.groups.begin(), md.groups.end()});
+    if (f & kAttachNames) {
+      ConnInfo ci;
+      if (server_.bus().conn_info(m.src_id, {}, ci) == 0) {
+        a.string_array(wire::kFieldBus1Names, {ci.names.begin(), ci.names.end()});
+      }
+    }
+    if (md.has_creds) {
+      if (f & kAttachPidComm) a.string(wire::kFieldBus1PidComm, sender->facts().comm);
+      if (f & kAttachExe) a.string(wire::kFieldBus1Exe, sender->facts().exe);
+      if (f & kAttachCmdline) a.bytes(wire::kFieldBus1Cmdline, sender->facts().cmdline);
+      if (f & kAttachCgroup) a.string(wire::kFieldBus1Cgroup, sender->facts().cgroup);
+    }
+    if ((f & kAttachSeclabel) && md.has_seclabel) a.string(wire::kFieldBus1Seclabel, md.seclabel);
+  }
+  a.finish();
+  const size_t body_offset = a.original_body_offset();
+  if (src.head.size() > body_offset) p->head.insert(p->head.end(), src.head.begin() + body_offset, src.head.end());
+  p->body_buffer = src.body_buffer;
+  p->body = src.body;
+  p->body_len = src.body_len;
+  return p;
+}
+
 // Deliveries stay in the engine queue (where the receiver's limits apply)
 // until the socket takes them: only a window of them is staged for writing.
 void Peer::pull_and_write() {
   while (!closed_) {
     if (id_ != 0) {
       kdbus::Delivery d;
-      while (out_bytes_ < kOutWindow && server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
+      if (receive_priority_) {
+        // What is staged can no longer be overtaken: one message at a time.
+        if (out_.empty() && server_.bus().recv(id_, kdbus::kRecvUsePriority, INT64_MAX, d) == 0) to_wire(d);
+      } else {
+        while (out_bytes_ < kOutWindow && server_.bus().recv(id_, 0, 0, d) == 0) to_wire(d);
+      }
     }
     // Nothing staged means the engine queue is empty too: the next delivery
     // wakes us through queue_ready.

@@ -60,14 +60,29 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   uid_t counted_uid = static_cast<uid_t>(-1);
   uint64_t accepted_at_ms = 0;  // loop time when accepted, for auth_timeout
   uint64_t fds_pending_since_ms = 0;  // fds received, their message not yet complete; 0 = none
+  // Bytes staged for the socket and not written yet.
+  bool has_output() const { return !out_.empty(); }
+  // org.kdbusbridge.Bus1: the priority of what it sends without a priority
+  // field, and whether its queue is read in priority order.
+  void set_send_priority(int64_t p) { send_priority_ = p; }
+  void set_receive_priority(bool on) { receive_priority_ = on; }
+  // What the bus attaches to what this client receives (kdbus::AttachFlags).
+  void set_attach_flags(uint64_t f) { attach_flags_ = f; }
+  const kdbus::Metadata& metadata() const { return metadata_; }
+  // Its process as /proc shows it, read when first asked and kept.
+  const kdbus::ProcessFacts& facts();
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
+  bool monitor() const { return monitor_; }
 
  private:
   enum class State { Auth, AwaitHello, Active };
   struct Out {
     std::shared_ptr<const kdbus::Payload> data;
     std::shared_ptr<kdbus::FdSet> fds;
+    // The message `data` was made from, when it is not part of it (metadata
+    // fields added): the sender is charged until it is written.
+    std::shared_ptr<const kdbus::Message> keep;
     size_t offset = 0;  // bytes of data already written
   };
   // A message being read into a buffer of its own: large bodies are sent
@@ -102,6 +117,7 @@ class Peer final : public Pollable, public kdbus::AccountListener {
                const std::shared_ptr<std::vector<uint8_t>>& buffer, std::shared_ptr<kdbus::FdSet> fds);
   void send_failed(int err, const wire::Header& h);
   void to_wire(const kdbus::Delivery& d);
+  std::shared_ptr<const kdbus::Payload> with_metadata(const kdbus::Message& m);
   static uint32_t wire_serial(const std::vector<uint8_t>& bytes);
   std::vector<uint8_t> access_denied(uint64_t reply_serial, std::string_view destination);
   void push_bytes(std::vector<uint8_t> bytes);
@@ -122,6 +138,10 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   std::string name_;
   bool closed_ = false;
   bool monitor_ = false;
+  int64_t send_priority_ = 0;
+  uint64_t attach_flags_ = 0;
+  std::unique_ptr<kdbus::ProcessFacts> facts_;
+  bool receive_priority_ = false;
 
   std::shared_ptr<kdbus::Account> account_ = std::make_shared<kdbus::Account>();
   std::shared_ptr<kdbus::Account> user_account_;

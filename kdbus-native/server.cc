@@ -362,6 +362,15 @@ void Server::send_error(kdbus::ConnId dest, uint32_t reply_serial, std::string_v
   send_from_bus(w.finish());
 }
 
+int Server::byebye(kdbus::ConnId id) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return ENXIO;
+  // Taken from the engine is not yet received: the client has not seen it.
+  if (it->second->has_output()) return EBUSY;
+  Batch batch(*this);
+  return bus_.byebye(id);
+}
+
 int Server::become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter) {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return ENXIO;
@@ -396,6 +405,8 @@ void Server::shutdown() {
   }
   close_handle(std::move(poller_watch_));
   close_handle(std::move(unread_idle_));
+  // dbus-daemon says nothing of the monitors it drops when it exits.
+  monitor_log_ = nullptr;
   std::vector<Peer*> all;
   for (auto& kv : peers_) all.push_back(kv.first);
   for (Peer* p : all) p->close("bus shutting down");
@@ -580,6 +591,7 @@ void Server::mark_dirty(Peer* p) {
 
 void Server::peer_closed(Peer* p) {
   release(*p);
+  if (p->monitor() && monitor_log_ != nullptr) monitor_log_->monitor_closed(p->name());
   if (p->unread) {
     unread_.erase(std::find(unread_.begin(), unread_.end(), p));
     p->unread = false;

@@ -69,6 +69,14 @@ class DenialLog {
   virtual void denied(const std::string& text) = 0;
 };
 
+// Told the unique name of each monitor whose connection closes while the bus
+// runs, to log it as dbus-daemon does ("Monitoring connection :1.N closed.").
+class MonitorLog {
+ public:
+  virtual ~MonitorLog() = default;
+  virtual void monitor_closed(const std::string& name) = 0;
+};
+
 // dbus-daemon's <limit>s that the server itself enforces (the engine's own
 // are in kdbus::BusLimits). 0 = no limit.
 struct ServerLimits {
@@ -122,6 +130,16 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   // BecomeMonitor for client `id` (the driver has already answered it).
   int become_monitor(kdbus::ConnId id, std::vector<kdbus::MatchRule> filter);
 
+  // ByeBye for client `id`: EBUSY while anything waits for it in the bus,
+  // in its engine queue or staged for its socket; else Bus::byebye.
+  int byebye(kdbus::ConnId id);
+
+  // The Peer of a connected client, null if unknown.
+  Peer* peer(kdbus::ConnId id) {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second;
+  }
+
   // The pidfd of a client's process (null if unknown or not available).
   std::shared_ptr<util::UniqueFd> peer_pidfd(kdbus::ConnId id);
 
@@ -138,6 +156,7 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   // owns, at which calls to the name queue until a real owner takes it.
   void set_activation_handler(ActivationHandler* handler) { activation_ = handler; }
   void set_denial_log(DenialLog* log) { denial_log_ = log; }
+  void set_monitor_log(MonitorLog* log) { monitor_log_ = log; }
   void log_denial(const std::string& text) {
     if (denial_log_ != nullptr) denial_log_->denied(text);
   }
@@ -242,6 +261,7 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   std::unique_ptr<uv_timer_t> sweep_timer_;
   ActivationHandler* activation_ = nullptr;
   DenialLog* denial_log_ = nullptr;
+  MonitorLog* monitor_log_ = nullptr;
   std::unordered_map<std::string, kdbus::ConnId> activators_;
   std::unordered_map<kdbus::ConnId, std::string> activator_names_;
   std::vector<kdbus::ConnId> activations_due_;

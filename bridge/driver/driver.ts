@@ -29,9 +29,28 @@ export interface DriverActivation {
 }
 
 const SYSTEMD_NAME = 'org.freedesktop.systemd1';
+const BUS1 = 'org.kdbusbridge.Bus1';
 const SYSTEMD_ACTIVATOR = 'org.freedesktop.systemd1.Activator';
 
 const ERR = 'org.freedesktop.DBus.Error.';
+const BUS1_ERR = 'org.kdbusbridge.Error.';
+const EPERM = 1;
+// kdbus's KDBUS_ATTACH_* bits this bus can attach (README: "Metadata").
+const ATTACH = {
+  timestamp: 1 << 0,
+  creds: 1 << 1,
+  pids: 1 << 2,
+  auxgroups: 1 << 3,
+  names: 1 << 4,
+  pidComm: 1 << 6,
+  exe: 1 << 7,
+  cmdline: 1 << 8,
+  cgroup: 1 << 9,
+  seclabel: 1 << 11,
+};
+const ATTACH_SUPPORTED = Object.values(ATTACH).reduce((a, b) => a | b, 0);
+const EBUSY = 16;
+const EALREADY = 114;
 const E2BIG = 7;
 const EACCES = 13;
 
@@ -76,6 +95,11 @@ export class Driver {
       ['org.freedesktop.DBus.Debug.Stats.GetStats', () => this.stats()],
       ['org.freedesktop.DBus.Debug.Stats.GetConnectionStats', (_c, a) => this.connectionStats(a[0] as string)],
       ['org.freedesktop.DBus.Debug.Stats.GetAllMatchRules', () => this.allMatchRules()],
+      ['org.kdbusbridge.Bus1.ByeBye', (c) => this.byebye(c)],
+      ['org.kdbusbridge.Bus1.SetSendPriority', (c, a) => void this.ctx.native.setSendPriority(c.sender, BigInt(String(a[0])))],
+      ['org.kdbusbridge.Bus1.SetAttachFlags', (c, a) => this.setAttachFlags(c, a[0] as number)],
+      ['org.kdbusbridge.Bus1.GetConnectionMetadata', (_c, a) => this.connectionMetadata(a[0] as string, a[1] as number)],
+      ['org.kdbusbridge.Bus1.SetReceivePriority', (c, a) => void this.ctx.native.setReceivePriority(c.sender, a[0] as boolean)],
       ['org.freedesktop.DBus.Peer.GetMachineId', () => ({ signature: 's', body: [this.ctx.machineId] })],
       ['org.freedesktop.DBus.Peer.Ping', () => undefined],
     ]);
@@ -104,7 +128,11 @@ export class Driver {
         );
       }
       const handler = this.handlers.get(`${iface.name}.${method.name}`);
-      if (!handler) throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+      if (!handler) {
+        // Declared in the extension but not there yet (README lists which).
+        if (iface.name === BUS1) throw new DBusError(`${ERR}NotSupported`, `${BUS1}.${method.name} is not supported yet`);
+        throw new DBusError(`${ERR}UnknownMethod`, `${BUS_NAME} does not understand message ${call.member}`);
+      }
       const args = decodeBody(call.signature, call.body, call.bigEndian);
       const result = handler(call, args);
       if (result !== null) this.reply(call, result ?? { signature: '', body: [] });
@@ -342,6 +370,16 @@ export class Driver {
     if ('seclabel' in c && c.seclabel !== undefined) {
       dict.LinuxSecurityLabel = variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
     }
+    // What kdbus knew besides, under keys of this bus's own (the
+    // specification reserves unprefixed keys).
+    const facts = name === BUS_NAME ? null : this.ctx.native.getProcessFacts(name);
+    if (facts) {
+      dict['org.kdbusbridge.ParentProcessID'] = variant('u', facts.ppid);
+      dict['org.kdbusbridge.ProcessName'] = variant('s', facts.comm);
+      dict['org.kdbusbridge.Executable'] = variant('s', facts.exe);
+      dict['org.kdbusbridge.CommandLine'] = variant('ay', facts.cmdline);
+      dict['org.kdbusbridge.CGroup'] = variant('s', facts.cgroup);
+    }
     return { signature: 'a{sv}', body: [dict] };
   }
 
@@ -358,6 +396,54 @@ export class Driver {
     if (err !== null) this.ctx.native.disconnect(call.sender);
     else this.ctx.log?.info(`Connection ${who} became a monitor.`);
     return null;
+  }
+
+  // kdbus's BYEBYE: refused while anything waits for the caller in the bus;
+  // else its names are released and it is sent nothing new but replies.
+  private byebye(call: DriverCall) {
+    const rc = this.ctx.native.byebye(call.sender);
+    if (rc === EBUSY) throw new DBusError(`${BUS1_ERR}Busy`, 'Messages are queued for the connection');
+    if (rc === EALREADY) throw new DBusError(`${BUS1_ERR}Failed`, 'ByeBye was already called');
+    if (rc === EPERM) throw new DBusError(`${ERR}AccessDenied`, 'Only an ordinary connection can say ByeBye');
+    if (rc !== 0) throw new DBusError(`${ERR}Failed`, `ByeBye failed (errno ${rc})`);
+  }
+
+  private checkAttachFlags(flags: number): void {
+    const unsupported = flags & ~ATTACH_SUPPORTED;
+    if (unsupported !== 0) {
+      throw new DBusError(`${ERR}NotSupported`, `Attach flags 0x${(unsupported >>> 0).toString(16)} are not supported`);
+    }
+  }
+
+  private setAttachFlags(call: DriverCall, flags: number) {
+    this.checkAttachFlags(flags);
+    if (!this.ctx.native.setAttachFlags(call.sender, flags)) throw new DBusError(`${ERR}Failed`, 'Could not set the attach flags');
+  }
+
+  /** kdbus's CONN_INFO with attach flags, as a{sv}. */
+  private connectionMetadata(name: string, flags: number) {
+    this.checkAttachFlags(flags);
+    const c = this.creds(name, 'metadata');
+    const facts = name === BUS_NAME ? null : this.ctx.native.getProcessFacts(name);
+    const dict: Record<string, unknown> = {};
+    if (flags & ATTACH.creds && c.uid !== undefined) {
+      dict.UnixUserID = variant('u', c.uid);
+      if (c.gid !== undefined) dict.UnixGroupID = variant('u', c.gid);
+    }
+    if (flags & ATTACH.pids && c.pid !== undefined) {
+      dict.ProcessID = variant('u', c.pid);
+      if (facts) dict.ParentProcessID = variant('u', facts.ppid);
+    }
+    if (flags & ATTACH.auxgroups && 'groups' in c && c.groups !== undefined) dict.UnixGroupIDs = variant('au', c.groups);
+    if (flags & ATTACH.names && facts) dict.WellKnownNames = variant('as', facts.names);
+    if (flags & ATTACH.pidComm && facts) dict.ProcessName = variant('s', facts.comm);
+    if (flags & ATTACH.exe && facts) dict.Executable = variant('s', facts.exe);
+    if (flags & ATTACH.cmdline && facts) dict.CommandLine = variant('ay', facts.cmdline);
+    if (flags & ATTACH.cgroup && facts) dict.CGroup = variant('s', facts.cgroup);
+    if (flags & ATTACH.seclabel && 'seclabel' in c && c.seclabel !== undefined) {
+      dict.LinuxSecurityLabel = variant('ay', Buffer.concat([c.seclabel, Buffer.from([0])]));
+    }
+    return { signature: 'a{sv}', body: [dict] };
   }
 
   // The figures of dbus-daemon's statistics that mean the same here; its

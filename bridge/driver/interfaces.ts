@@ -106,6 +106,17 @@ export const INTERFACES: InterfaceSpec[] = [
     ],
   },
   {
+    // kdbus's capabilities for D-Bus clients (README: "The org.kdbusbridge.Bus1 extension").
+    name: 'org.kdbusbridge.Bus1',
+    methods: [
+      { name: 'ByeBye', in: '', out: '' },
+      { name: 'SetAttachFlags', in: 'u', out: '' },
+      { name: 'GetConnectionMetadata', in: 'su', out: 'a{sv}' },
+      { name: 'SetSendPriority', in: 'x', out: '' },
+      { name: 'SetReceivePriority', in: 'b', out: '' },
+    ],
+  },
+  {
     name: 'org.freedesktop.DBus.Peer',
     anyPath: true,
     uninteresting: true,

@@ -8,8 +8,8 @@ const ALL = SCENARIOS.filter((s) => s !== 'activation');
 const PY = '/usr/bin/python3';
 
 const CLIENTS = [
-  { name: 'python3-dbus', implementation: 'libdbus', command: [PY, 'python-dbus.py'], requires: [PY], scenarios: ALL },
-  { name: 'python3-gi', implementation: 'GDBus', command: [PY, 'python-gi.py'], requires: [PY],
+  { name: 'python3-dbus', implementation: 'libdbus', command: [PY, 'python-dbus.py'], requires: [PY], pythonModules: ['dbus'], scenarios: ALL },
+  { name: 'python3-gi', implementation: 'GDBus', command: [PY, 'python-gi.py'], requires: [PY], pythonModules: ['gi'],
     scenarios: ALL.filter((s) => s !== 'large') },
   { name: 'dbus-next', implementation: 'dbus-next', command: [process.execPath, 'dbus-next.js'], requires: [],
     scenarios: ['hello-unix', 'hello-tcp', 'names', 'call', 'signals', 'unicast', 'properties', 'large', 'noreply'] },
@@ -34,24 +34,28 @@ const CLIENTS = [
   { name: 'zbus', implementation: 'zbus', command: ['{build}/zbus-driver'], requires: ['cargo', 'sha256sum'],
     build: 'sh zbus/build.sh', scenarios: ALL.filter((s) => s !== 'hello-tcp') },
   // Net::DBus builds a 32 MiB byte array value by value in Perl: "large" is left out.
-  { name: 'Net::DBus', implementation: 'libdbus', command: ['perl', 'net-dbus.pl'], requires: ['perl'],
+  { name: 'Net::DBus', implementation: 'libdbus', command: ['perl', 'net-dbus.pl'], requires: ['perl'], perlModules: ['Net::DBus'],
     scenarios: ALL.filter((s) => s !== 'large') },
   // dbus-native has no unix fd passing, and answers calls itself, so it cannot be a monitor.
   { name: 'dbus-native', implementation: 'dbus-native', command: [process.execPath, 'dbus-native.js'], requires: [], nodeModules: ['dbus-native'],
     scenarios: ALL.filter((s) => s !== 'fds' && s !== 'monitor') },
-  { name: 'python3-dbus-next', implementation: 'dbus-next (Python)', command: [PY, 'python-dbus-next.py'], requires: [PY], scenarios: ALL },
+  { name: 'python3-dbus-next', implementation: 'dbus-next (Python)', command: [PY, 'python-dbus-next.py'], requires: [PY],
+    pythonModules: ['dbus_next'], scenarios: ALL },
   // dbus-java 2.8 has no UNIX_FD type. The JNI unix socket library lives outside java's default path.
   { name: 'dbus-java', implementation: 'dbus-java', command: ['java', '-Djava.library.path=/usr/lib/jni', '-jar', '{build}/dbus-java-driver.jar'],
     requires: ['java', 'javac', 'jar'], build: 'sh dbus-java/build.sh', scenarios: ALL.filter((s) => s !== 'fds') },
 ];
 
-// Debian packages the clients (and the reference buses) need.
-const PACKAGES = ['dbus', 'dbus-bin', 'dbus-daemon', 'dbus-broker', 'python3', 'python3-dbus', 'python3-gi',
+// Debian packages the reference buses and the clients need (the Docker client
+// image installs CLIENT_PACKAGES, the bus image the buses).
+const BUS_PACKAGES = ['dbus', 'dbus-daemon', 'dbus-broker'];
+const CLIENT_PACKAGES = ['dbus-bin', 'python3', 'python3-dbus', 'python3-gi',
   'libglib2.0-bin', 'systemd', 'qdbus-qt5', 'qtchooser', 'libnet-dbus-perl',
   // compiled clients: C (libdbus, sd-bus; OpenSSL for sha256), Go, Rust
   'gcc', 'libc6-dev', 'pkg-config', 'libdbus-1-dev', 'libsystemd-dev', 'libssl-dev',
   'golang-go', 'golang-dbus-dev', 'cargo', 'librust-zbus-dev',
   // dbus-java (JNI unix sockets from libunixsocket-java)
   'default-jdk-headless', 'libdbus-java', 'libunixsocket-java', 'python3-dbus-next'];
+const PACKAGES = [...BUS_PACKAGES, ...CLIENT_PACKAGES];
 
-module.exports = { SCENARIOS, CLIENTS, PACKAGES };
+module.exports = { SCENARIOS, CLIENTS, PACKAGES, BUS_PACKAGES, CLIENT_PACKAGES };

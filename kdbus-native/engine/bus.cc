@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -93,7 +94,6 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
       watchers.erase(c.id());
     }
   }
-  std::set<ConnId> gone_by_byebye;
   std::set<ConnId> announced;
   NameRegistry names;
   ReplyTracker replies;
@@ -184,6 +184,8 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
   }
 
   void enqueue(Connection& c, const std::shared_ptr<const Message>& m, uint32_t roles) {
+    // Unicast to it was vetted in send(); copies and broadcasts it no longer gets.
+    if (c.closing() && !(roles & (kRoleAddressed | kRoleOldOwner))) return;
     if (c.queue().push(Delivery{m, roles}) && listener != nullptr) listener->queue_ready(c.id(), c.owner());
   }
 
@@ -214,8 +216,17 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
 
   std::shared_ptr<const Message> stamp(const std::shared_ptr<Message>& m) {
     m->seqnum = ++seq;
+    if (timestamp_wanted != 0) {
+      struct timespec mono {}, real {};
+      clock_gettime(CLOCK_MONOTONIC, &mono);
+      clock_gettime(CLOCK_REALTIME, &real);
+      m->monotonic_ns = static_cast<uint64_t>(mono.tv_sec) * 1000000000ull + static_cast<uint64_t>(mono.tv_nsec);
+      m->realtime_ns = static_cast<uint64_t>(real.tv_sec) * 1000000000ull + static_cast<uint64_t>(real.tv_nsec);
+    }
     return m;
   }
+  // Connections with kAttachTimestamp.
+  size_t timestamp_wanted = 0;
 
   // Tells monitors that the policy kept a message from one recipient, the
   // way dbus-daemon shows them the error it would have answered with.
@@ -511,16 +522,32 @@ int Bus::announce(ConnId id) {
 
 int Bus::byebye(ConnId id) {
   Connection* c = s_->find(id);
-  if (c == nullptr) return s_->gone_by_byebye.count(id) ? EALREADY : ENXIO;
+  if (c == nullptr) return ENXIO;
+  if (!c->is_ordinary()) return EPERM;
+  if (c->closing()) return EALREADY;
   if (!c->queue().empty()) return EBUSY;
-  disconnect(id);
-  s_->gone_by_byebye.insert(id);
+  // Marked first: the notifications of the release reach it only as the
+  // name's old owner.
+  c->set_closing();
+  std::vector<NameTransfer> transfers;
+  s_->names.release_all(id, transfers);
+  s_->emit_transfers(transfers);
+  return 0;
+}
+
+int Bus::set_attach_flags(ConnId id, uint64_t flags) {
+  Connection* c = s_->find(id);
+  if (c == nullptr) return ENXIO;
+  if (c->attach_flags() & kAttachTimestamp) --s_->timestamp_wanted;
+  c->set_attach_flags(flags);
+  if (flags & kAttachTimestamp) ++s_->timestamp_wanted;
   return 0;
 }
 
 int Bus::disconnect(ConnId id) {
   auto it = s_->conns.find(id);
-  if (it == s_->conns.end()) return s_->gone_by_byebye.erase(id) ? 0 : ENXIO;
+  if (it == s_->conns.end()) return ENXIO;
+  if (it->second->attach_flags() & kAttachTimestamp) --s_->timestamp_wanted;
   // Out of the table first: a departing connection receives nothing more.
   std::unique_ptr<Connection> conn = std::move(it->second);
   s_->conns.erase(it);
@@ -563,6 +590,9 @@ int Bus::send(ConnId sender, std::shared_ptr<Message> msg) {
   if (carries_fds(*msg) && !dst->accepts_fds()) return ECOMM;
   const bool is_reply = msg->cookie_reply != 0 && !(msg->flags & kMsgExpectReply);
   const bool checked = sender != kIdBus;
+  if (dst->closing() && !(is_reply && (!checked || s_->replies.has(dst->id(), sender, msg->cookie_reply)))) {
+    return ENXIO;
+  }
   // The bus's own replies count as requested. A reply that answers no
   // pending call is an unrequested one: as in dbus-daemon, the policy
   // decides whether it is delivered (its *_requested_reply rules); without
@@ -618,7 +648,8 @@ int Bus::show_unobserved(ConnId activator) {
 int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   Connection* c = s_->find(id);
   if (c == nullptr) return ENXIO;
-  if (!c->is_ordinary()) return EPERM;
+  // After BYEBYE it is on its way out: it could receive no copies anyway.
+  if (!c->is_ordinary() || c->closing()) return EPERM;
   s_->forget_rules(*c);
   s_->replies.drop_caller(id);
   std::vector<NameTransfer> transfers;
@@ -631,6 +662,8 @@ int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   // Still an ordinary peer here, so it hears NameLost for its unique name.
   if (s_->announced.erase(id)) s_->emit_broadcast(owner_change(NotifyKind::IdRemove, unique_name(id), id, 0), id, 0);
   c->turn_into_monitor(std::move(filter));
+  // Its filter counts as its rules, as they are uncounted when it leaves.
+  s_->match_rules += c->matches().size();
   s_->track_watcher(*c);
   ++s_->monitors;
   return 0;
@@ -647,7 +680,7 @@ int Bus::name_acquire(ConnId id, std::string_view name, uint64_t flags, uint64_t
   return_flags = 0;
   Connection* c = s_->find(id);
   if (c == nullptr) return ENXIO;
-  if (!c->is_ordinary()) return EPERM;
+  if (!c->is_ordinary() || c->closing()) return EPERM;
   if (!c->policy().can_own(name)) return EACCES;
   // As dbus-daemon counts: the unique name is one of the names a connection has.
   if (s_->limits.max_names != 0 && !s_->names.has_joined(id, name) &&

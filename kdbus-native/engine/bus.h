@@ -43,6 +43,25 @@ enum RecvFlags : uint64_t {
   kRecvUsePriority = 1ull << 2,
 };
 
+// What a receiver asks the bus to attach to what it receives, with kdbus's
+// KDBUS_ATTACH_* values (the delivery side writes them; see peer.cc).
+enum AttachFlags : uint64_t {
+  kAttachTimestamp = 1ull << 0,
+  kAttachCreds = 1ull << 1,
+  kAttachPids = 1ull << 2,
+  kAttachAuxgroups = 1ull << 3,
+  kAttachNames = 1ull << 4,
+  kAttachTidComm = 1ull << 5,
+  kAttachPidComm = 1ull << 6,
+  kAttachExe = 1ull << 7,
+  kAttachCmdline = 1ull << 8,
+  kAttachCgroup = 1ull << 9,
+  kAttachCaps = 1ull << 10,
+  kAttachSeclabel = 1ull << 11,
+  kAttachAudit = 1ull << 12,
+  kAttachConnDescription = 1ull << 13,
+};
+
 enum ListFlags : uint64_t {
   kListUnique = 1ull << 0,
   kListNames = 1ull << 1,
@@ -129,8 +148,14 @@ class Bus {
   // IdAdd for a connection made with defer_announce (once; EALREADY after).
   int announce(ConnId id);
 
-  // BYEBYE: EBUSY while messages are queued, EALREADY after; else shuts the
-  // connection down as disconnect() does.
+  // BYEBYE, for a D-Bus client that stays connected to answer what it has
+  // already received: EBUSY while messages are queued for it, EALREADY
+  // when done before, EPERM for anything but an ordinary peer. Otherwise,
+  // in one step, its names are released (an activatable name goes back to
+  // its activator, so the next call starts a new instance) and from then on
+  // it is sent only replies to its own calls and what the bus answers it;
+  // messages to its unique name fail with ENXIO and it gets no broadcasts.
+  // It can still send (its replies), and disconnect() ends it.
   int byebye(ConnId id);
 
   // The connection's socket went away (close): drop its queue, release its
@@ -210,6 +235,9 @@ class Bus {
 
   // UPDATE: change a connection's description (and later attach flags/policy).
   int update(ConnId id, std::string_view description);
+  // UPDATE of the attach flags (AttachFlags) of what `id` receives. Messages
+  // get their timestamp on send only while someone asked for kAttachTimestamp.
+  int set_attach_flags(ConnId id, uint64_t flags);
 
   // MATCH_ADD/MATCH_REMOVE: entries are removed by cookie, as in kdbus.
   // match_find gives the cookie of the most recently added entry equal to

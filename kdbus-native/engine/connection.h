@@ -54,6 +54,12 @@ class Connection {
   // names and be addressed by id.
   bool is_ordinary() const { return !(flags_ & (kHelloMonitor | kHelloActivator | kHelloPolicyHolder)); }
   bool accepts_fds() const { return flags_ & kHelloAcceptFd; }
+  // After BYEBYE: it owns no names and is sent nothing new, only the
+  // answers to its own calls, until its socket goes.
+  bool closing() const { return closing_; }
+  uint64_t attach_flags() const { return attach_flags_; }
+  void set_attach_flags(uint64_t f) { attach_flags_ = f; }
+  void set_closing() { closing_ = true; }
 
   // Its user's totals; null when it counts against no user (root, no
   // credentials, not an ordinary peer). Owned by the bus.
@@ -88,6 +94,8 @@ class Connection {
 
   ConnId id_;
   uint64_t flags_;
+  bool closing_ = false;
+  uint64_t attach_flags_ = 0;
   void* owner_;
   std::string description_;
   std::string activator_name_;

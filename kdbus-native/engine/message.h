@@ -94,6 +94,9 @@ struct Message {
   uint64_t cookie_reply = 0;
   uint64_t timeout_ns = 0;  // absolute CLOCK_MONOTONIC deadline with kMsgExpectReply; 0 = never
   uint64_t seqnum = 0;      // set by the bus on send: global order
+  // When the bus took it (CLOCK_MONOTONIC, CLOCK_REALTIME), set only while
+  // some receiver asked for timestamps (kAttachTimestamp); 0 otherwise.
+  uint64_t monotonic_ns = 0, realtime_ns = 0;
   Payload payload;
   std::shared_ptr<FdSet> fds;
   MatchView view;

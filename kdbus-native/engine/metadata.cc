@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <vector>
 
 #ifndef SO_PEERGROUPS
@@ -108,6 +111,49 @@ Metadata capture_peer_metadata(int socket_fd) {
   capture_groups(socket_fd, md);
   capture_seclabel(socket_fd, md);
   return md;
+}
+
+namespace {
+
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+ProcessFacts capture_process_facts(pid_t pid) {
+  ProcessFacts f;
+  if (pid <= 0) return f;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/";
+  f.comm = read_whole(dir + "comm");
+  if (!f.comm.empty() && f.comm.back() == '\n') f.comm.pop_back();
+  f.cmdline = read_whole(dir + "cmdline");
+  std::vector<char> buf(4096);
+  ssize_t n = readlink((dir + "exe").c_str(), buf.data(), buf.size());
+  if (n > 0) f.exe.assign(buf.data(), static_cast<size_t>(n));
+  // The command name in stat may hold spaces and parentheses: ppid is the
+  // second field after the last ')'.
+  const std::string stat = read_whole(dir + "stat");
+  const size_t close = stat.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream rest(stat.substr(close + 1));
+    std::string state;
+    long ppid = 0;
+    if (rest >> state >> ppid) f.ppid = static_cast<pid_t>(ppid);
+  }
+  std::istringstream cg(read_whole(dir + "cgroup"));
+  std::string line, first;
+  while (std::getline(cg, line)) {
+    if (first.empty()) first = line;
+    if (line.rfind("0::", 0) == 0) {
+      f.cgroup = line.substr(3);
+      break;
+    }
+  }
+  if (f.cgroup.empty()) f.cgroup = first;
+  return f;
 }
 
 }  // namespace kdbus

@@ -27,6 +27,18 @@ struct Metadata {
   std::string command;
 };
 
+// What /proc says of a process, for the org.kdbusbridge.Bus1 metadata
+// (kdbus's PIDS, PID_COMM, EXE, CMDLINE and CGROUP items). Empty strings and
+// ppid 0 where unreadable.
+struct ProcessFacts {
+  pid_t ppid = 0;
+  std::string comm;     // /proc/PID/comm without the newline
+  std::string exe;      // the target of /proc/PID/exe
+  std::string cmdline;  // /proc/PID/cmdline as it is: arguments each ended by NUL
+  std::string cgroup;   // the unified hierarchy's path ("0::" line), else the first line
+};
+ProcessFacts capture_process_facts(pid_t pid);
+
 // Reads what the kernel knows about the peer of a connected AF_UNIX socket.
 // Fields the kernel cannot supply are left absent. The pidfd is not taken
 // here: the socket keeps the process that connected it, so capture_pidfd

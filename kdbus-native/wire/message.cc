@@ -269,6 +269,12 @@ const char* parse_fields(const uint8_t* data, size_t fields_end, Header& h) {
       }
       // Inside the fields array, its struct and the variant.
       if (const char* err = detail::check_values(ctx, vsig, pos, fields_end, 3)) return err;
+      if (code == kFieldBus1Priority && vsig == "x") {
+        uint64_t v;
+        std::memcpy(&v, data + va, 8);
+        h.priority = static_cast<int64_t>(be ? __builtin_bswap64(v) : v);
+        h.has_priority = true;
+      }
     }
   }
   return nullptr;

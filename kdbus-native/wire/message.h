@@ -33,6 +33,14 @@ enum FieldCode : uint8_t {
   kFieldUnixFds = 9,
 };
 
+// Header field codes of the org.kdbusbridge.Bus1 extension, from the range
+// the D-Bus specification leaves to implementations (clients ignore fields
+// they do not know). The bus never forwards what a sender put in them: it
+// drops unknown fields, and writes the metadata fields itself on delivery.
+enum Bus1FieldCode : uint8_t {
+  kFieldBus1Priority = 0xA0,  // 'x', from a sender: this message's priority (lower first)
+};
+
 constexpr size_t kFixedHeaderSize = 16;
 constexpr size_t kMaxMessageSize = size_t{1} << 27;  // 128 MiB
 constexpr size_t kMaxArraySize = size_t{1} << 26;    // 64 MiB
@@ -58,6 +66,8 @@ struct Header {
   bool has_reply_serial = false;
   uint32_t reply_serial = 0;
   uint32_t unix_fds = 0;
+  bool has_priority = false;  // kFieldBus1Priority
+  int64_t priority = 0;
   size_t body_offset = 0;  // header fields plus padding to 8
 };
 

@@ -57,6 +57,10 @@ const ALLOWED: Allowed[] = [
     explains: (label) => /Properties\.Get(All)?\(org\.freedesktop\.DBus(,Features)?\)$/.test(label),
   },
   {
+    reason: 'the Interfaces property lists the org.kdbusbridge.Bus1 extension',
+    explains: (label) => /Properties\.Get(All)?\(org\.freedesktop\.DBus(,Interfaces)?\)$/.test(label),
+  },
+  {
     reason: 'GetConnectionCredentials gives ProcessFD, as dbus 1.16 does',
     explains: (label, tested, reference) =>
       label.includes('GetConnectionCredentials(') && same(onlyKeys(tested, ['UnixUserID', 'UnixGroupIDs', 'ProcessID', 'LinuxSecurityLabel']), reference),

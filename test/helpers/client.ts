@@ -72,3 +72,16 @@ export async function addMatch(bus: MessageBus, rule: string): Promise<void> {
 export async function sync(bus: MessageBus): Promise<void> {
   await callDriver(bus, 'GetId');
 }
+
+/** Connects clients to the bus at `address()`; each test's clients are closed after it. */
+export function clientsPerTest(address: () => string): () => Promise<Client> {
+  const clients: Client[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  return async () => {
+    const c = await connect(address());
+    clients.push(c);
+    return c;
+  };
+}

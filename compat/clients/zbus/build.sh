@@ -6,6 +6,11 @@
 set -eu
 registry=/usr/share/cargo/registry
 [ -d "$registry" ] || { echo "no crate registry at $registry (install librust-zbus-dev)" >&2; exit 1; }
+# The driver uses zbus 1.x's API; later Debian releases package only newer zbus.
+if ! ls -d "$registry"/zbus-1.* >/dev/null 2>&1; then
+  echo "the driver needs zbus 1.x; this system packages only $(cd "$registry" && ls -d zbus-[0-9]* 2>/dev/null | tr '\n' ' ')" >&2
+  exit 1
+fi
 # Debian's cargo and rustc are the pair its crates are packaged for.
 cargo=cargo
 [ -x /usr/bin/cargo ] && cargo=/usr/bin/cargo
