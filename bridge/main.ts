@@ -9,6 +9,7 @@ import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork
 import { BusConfig, ConfigSource, loadConfig } from './config';
 import { forkDaemon, redirectToDevNull, reportToParent, takeReadyFd } from './daemonize';
 import { Handoff, takeHandoff } from './handoff';
+import { native } from './native';
 import { writeStartPlan } from './start-plan';
 import { busLogPrefix, configureLog, log } from './log';
 import { startBus, RunningBus } from './bus';
@@ -215,6 +216,7 @@ async function run(options: CliOptions): Promise<number> {
   } catch (e) {
     return fatal((e as Error).message);
   }
+  native.closeInheritedOnExec();
 
   let config: BusConfig;
   const sources: ConfigSource[] = [];

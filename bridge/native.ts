@@ -124,6 +124,8 @@ interface NativeModule {
   syslog(level: 'info' | 'warning' | 'error' | 'security', message: string): void;
   /** One sd_notify(3) datagram to `socket` ("/path" or "@abstract"); 0 or an errno. */
   notify(socket: string, state: string): number;
+  /** Marks every descriptor above 2 close-on-exec (see kdbus-native/inherited.cc); false if /proc is not there. */
+  closeInheritedOnExec(): boolean;
 }
 
 function load(): NativeModule {

@@ -586,6 +586,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
 namespace bridge {
 void register_syslog(Napi::Env env, Napi::Object exports);
 void register_notify(Napi::Env env, Napi::Object exports);
+void register_inherited(Napi::Env env, Napi::Object exports);
 }  // namespace bridge
 
 namespace {
@@ -594,6 +595,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Bus", BusWrap::Define(env));
   bridge::register_syslog(env, exports);
   bridge::register_notify(env, exports);
+  bridge::register_inherited(env, exports);
   return exports;
 }
 

@@ -180,7 +180,9 @@ describe('the launcher', () => {
     const probe = join(dir, 'probe');
     writeFileSync(
       join(services, 'com.example.Probe.service'),
-      `[D-BUS Service]\nName=com.example.Probe\nExec=/bin/sh -c 'env > ${probe}.env; ls -l /proc/self/fd > ${probe}.fds'\n`,
+      // Exits 1: a service that exits 0 may have daemonized, and the bus
+      // (as dbus-daemon) would wait for its name until the timeout.
+      `[D-BUS Service]\nName=com.example.Probe\nExec=/bin/sh -c 'env > ${probe}.env; ls -l /proc/self/fd > ${probe}.fds; exit 1'\n`,
     );
     writeFileSync(configFile, sessionLikeConfig(dir, `  <servicedir>${services}</servicedir>`));
     await warmUp();
@@ -188,13 +190,14 @@ describe('the launcher', () => {
     const address = s.printedBeforeNode.split('\n')[0];
     expect(address).toMatch(ADDRESS);
     s.release();
-    await run('dbus-send', ['--session', '--print-reply', '--dest=com.example.Probe', '/', 'com.example.Probe.Ping'], { address, timeoutMs: 30000 });
-    await until(() => existsSync(`${probe}.fds`), 30000);
+    const reply = await run('dbus-send', ['--session', '--print-reply', '--dest=com.example.Probe', '/', 'com.example.Probe.Ping'], { address });
+    expect(reply.stderr).toContain('org.freedesktop.DBus.Error.Spawn.ChildExited');
     expect(readFileSync(`${probe}.env`, 'utf8')).not.toContain('KDBUS_BRIDGE_LISTENING');
     const socketPath = /^unix:path=([^,]+)/.exec(address)![1];
     const inode = (await run('sh', ['-c', `ls -l /proc/${s.child.pid}/fd`])).stdout;
     expect(inode).toContain('socket:');
-    // The service's descriptors are its standard ones (and ls's directory).
+    // The service's descriptors are its standard ones (and ls's directory):
+    // none of the launcher's, nor any the bus itself inherited.
     const fds = readFileSync(`${probe}.fds`, 'utf8')
       .split('\n')
       .map((l) => /\s(\d+) -> /.exec(l)?.[1])
