@@ -4,12 +4,17 @@
  * for them and the GUID in those addresses. The bus serves them as they are.
  */
 
+import { closeSync, writeSync } from 'fs';
+
 /** Set by the launcher; see kdbus-native/launcher/main.cc. */
 const HANDOFF_ENV = 'KDBUS_BRIDGE_LISTENING';
+/** The pipe to the launcher's sweeper, which removes the socket files unless told otherwise. */
+const SWEEPER_ENV = 'KDBUS_BRIDGE_SWEEPER_FD';
 
 export interface Handoff {
   guid: string;
   listeners: Array<{ fd: number; address: string }>;
+  sweeperFd?: number;
 }
 
 /**
@@ -19,6 +24,8 @@ export interface Handoff {
  */
 export function takeHandoff(): Handoff | undefined {
   const raw = process.env[HANDOFF_ENV];
+  const sweeper = process.env[SWEEPER_ENV];
+  delete process.env[SWEEPER_ENV];
   if (raw === undefined) return undefined;
   delete process.env[HANDOFF_ENV];
   const [guid, ...lines] = raw.split('\n');
@@ -30,5 +37,21 @@ export function takeHandoff(): Handoff | undefined {
     if (!m) throw new Error(`Malformed ${HANDOFF_ENV} from the launcher`);
     return { fd: Number(m[1]), address: m[2] };
   });
-  return { guid, listeners };
+  const sweeperFd = sweeper !== undefined && /^\d+$/.test(sweeper) ? Number(sweeper) : undefined;
+  return { guid, listeners, sweeperFd };
+}
+
+/**
+ * The bus removes its socket files itself from now on (its signal handlers
+ * are in place): the launcher's sweeper may go without removing them.
+ */
+export function dismissSweeper(handoff: Handoff): void {
+  if (handoff.sweeperFd === undefined) return;
+  try {
+    writeSync(handoff.sweeperFd, 'k');
+    closeSync(handoff.sweeperFd);
+  } catch {
+    // A sweeper that is gone removes nothing.
+  }
+  handoff.sweeperFd = undefined;
 }

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork, USAGE, versionText } from './cli';
 import { BusConfig, ConfigSource, loadConfig } from './config';
 import { forkDaemon, redirectToDevNull, reportToParent, takeReadyFd } from './daemonize';
-import { Handoff, takeHandoff } from './handoff';
+import { dismissSweeper, Handoff, takeHandoff } from './handoff';
 import { native } from './native';
 import { writeStartPlan } from './start-plan';
 import { busLogPrefix, configureLog, log } from './log';
@@ -274,6 +274,7 @@ async function run(options: CliOptions): Promise<number> {
   }
 
   installSignals(bus, options, pidFile);
+  if (handoff) dismissSweeper(handoff);
   serviceManager.ready();
   // What calls to the bus need, loaded once the bus is announced.
   setImmediate(preloadCodec);

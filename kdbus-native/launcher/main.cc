@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -34,6 +35,7 @@ namespace {
 // Tells the Node.js side which descriptors listen where (bridge/handoff.ts).
 constexpr const char* kHandoffEnv = "KDBUS_BRIDGE_LISTENING";
 constexpr const char* kReadyFdEnv = "KDBUS_BRIDGE_READY_FD";
+constexpr const char* kSweeperFdEnv = "KDBUS_BRIDGE_SWEEPER_FD";
 
 std::string dirname_of(const std::string& p) {
   size_t slash = p.rfind('/');
@@ -204,6 +206,50 @@ std::optional<Prepared> prepare(const std::vector<std::string>& words) {
   return p;
 }
 
+// Until Node.js has installed its signal handlers, SIGTERM (dbus-run-session
+// stops its bus with it as soon as its command is done) kills the process
+// at once, and would leave the socket files behind; so would Node.js failing
+// before it serves. A detached process keeps their paths and removes them
+// unless the bus writes to the returned pipe first (bridge/handoff.ts);
+// the bus's own exit removes them from then on. Returns -1 if not needed.
+int start_sweeper(const std::vector<wire::Listener>& listeners) {
+  std::vector<std::string> paths;
+  for (const auto& l : listeners)
+    if (!l.unlink_path.empty()) paths.push_back(l.unlink_path);
+  if (paths.empty()) return -1;
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return -1;
+  const pid_t child = ::fork();
+  if (child < 0) {
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    return -1;
+  }
+  if (child == 0) {
+    // Twice, so that init, not the bus, reaps it; in its own session, so
+    // that what stops the bus's process group does not stop it too.
+    if (::fork() != 0) ::_exit(0);
+    ::setsid();
+    ::dup2(pipe_fds[0], 0);
+    const int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, 1);
+    ::dup2(null_fd, 2);
+    ::closefrom(3);
+    char byte;
+    ssize_t n;
+    while ((n = ::read(0, &byte, 1)) < 0 && errno == EINTR) {
+    }
+    if (n == 0)
+      for (const auto& p : paths) ::unlink(p.c_str());
+    ::_exit(0);
+  }
+  ::close(pipe_fds[0]);
+  int status;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return pipe_fds[1];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,6 +262,11 @@ int main(int argc, char** argv) {
     for (auto& l : prepared->listeners) {
       int fd = l.fd.release();
       ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
+    }
+    const int sweeper = start_sweeper(prepared->listeners);
+    if (sweeper >= 0) {
+      ::fcntl(sweeper, F_SETFD, 0);
+      ::setenv(kSweeperFdEnv, std::to_string(sweeper).c_str(), 1);
     }
     ::setenv(kHandoffEnv, prepared->handoff.c_str(), 1);
   }

@@ -174,6 +174,28 @@ describe('the launcher', () => {
     await terminate(s.child);
   });
 
+  test('a bus stopped before Node.js handles signals, or failing before it serves, leaves no socket file', async () => {
+    await warmUp();
+    const killed = await start(busArgs());
+    const killedPath = /^unix:path=([^,]+)/.exec(killed.printedBeforeNode)![1];
+    expect(existsSync(killedPath)).toBe(true);
+    // Held before any of the bus's code ran: SIGTERM's default action ends it.
+    killed.child.kill('SIGTERM');
+    await until(() => killed.child.exitCode !== null || killed.child.signalCode !== null, 30000);
+    expect(killed.child.signalCode).toBe('SIGTERM');
+    expect(await until(() => !existsSync(killedPath), 30000)).toBe(true);
+
+    // The bus failing after the launcher printed (here: what it was handed
+    // is garbled) exits with the error and removes the socket too.
+    const failed = await start(busArgs(), { NODE_OPTIONS: `--require ${fixture('hold-node.js')} --require ${fixture('spoil-handoff.js')}` });
+    const failedPath = /^unix:path=([^,]+)/.exec(failed.printedBeforeNode)![1];
+    failed.release();
+    await until(() => failed.child.exitCode !== null, 30000);
+    expect(failed.child.exitCode).toBe(1);
+    expect(failed.stderr()).toContain('Malformed KDBUS_BRIDGE_LISTENING');
+    expect(await until(() => !existsSync(failedPath), 30000)).toBe(true);
+  });
+
   test('activated services inherit neither the hand-over variable nor the sockets', async () => {
     const services = join(dir, 'services');
     mkdirSync(services);
