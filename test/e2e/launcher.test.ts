@@ -33,7 +33,8 @@ function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, KDBUS_BRIDGE_CACHE_DIR: cache, ...extra };
 }
 
-async function start(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Start> {
+/** `inherit`: a descriptor the bus gets as its fd 3, not close-on-exec, as from a careless parent. */
+async function start(args: string[], extraEnv: NodeJS.ProcessEnv = {}, inherit?: number): Promise<Start> {
   const n = ++runs;
   const started = join(dir, `started-${n}`);
   const gate = join(dir, `gate-${n}`);
@@ -42,7 +43,7 @@ async function start(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<
   const outFd = openSync(out, 'w');
   let stderr = '';
   const child = spawnTracked(daemonPath(), args, {
-    stdio: ['ignore', outFd, 'pipe'],
+    stdio: ['ignore', outFd, 'pipe', ...(inherit === undefined ? [] : [inherit])],
     env: env({
       NODE_OPTIONS: `--require ${fixture('hold-node.js')}`,
       KDBUS_BRIDGE_TEST_STARTED: started,
@@ -208,7 +209,9 @@ describe('the launcher', () => {
     );
     writeFileSync(configFile, sessionLikeConfig(dir, `  <servicedir>${services}</servicedir>`));
     await warmUp();
-    const s = await start(busArgs());
+    const inherited = openSync(join(dir, 'inherited'), 'w');
+    const s = await start(busArgs(), {}, inherited);
+    closeSync(inherited);
     const address = s.printedBeforeNode.split('\n')[0];
     expect(address).toMatch(ADDRESS);
     s.release();
@@ -219,7 +222,8 @@ describe('the launcher', () => {
     const inode = (await run('sh', ['-c', `ls -l /proc/${s.child.pid}/fd`])).stdout;
     expect(inode).toContain('socket:');
     // The service's descriptors are its standard ones (and ls's directory):
-    // none of the launcher's, nor any the bus itself inherited.
+    // none of the launcher's, nor the one the bus itself inherited.
+    expect(readFileSync(`${probe}.fds`, 'utf8')).not.toContain(join(dir, 'inherited'));
     const fds = readFileSync(`${probe}.fds`, 'utf8')
       .split('\n')
       .map((l) => /\s(\d+) -> /.exec(l)?.[1])
