@@ -11,6 +11,20 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-fexceptions"],
       "cflags": ["-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "kdbus-bridge-launcher",
+      "type": "executable",
+      "sources": [
+        "<!@(ls -1 kdbus-native/launcher/*.cc)",
+        "kdbus-native/wire/address.cc",
+        "kdbus-native/wire/random.cc",
+        "kdbus-native/wire/sha1.cc"
+      ],
+      "ldflags": ["-static-libstdc++", "-static-libgcc"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-fexceptions"],
+      "cflags": ["-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

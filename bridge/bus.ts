@@ -10,6 +10,7 @@ import { Activation } from './activation/manager';
 import { Driver } from './driver/driver';
 import { log } from './log';
 import { native, NativeBus } from './native';
+import type { Handoff } from './handoff';
 import { compilePolicy } from './policy';
 import { serviceManager } from './service-manager';
 
@@ -18,6 +19,8 @@ export interface BusOptions {
   configPath?: string;
   addresses: string[];
   systemdActivation: boolean;
+  /** Sockets the launcher already listens on: served instead of `addresses`. */
+  handoff?: Handoff;
 }
 
 export interface RunningBus {
@@ -57,7 +60,7 @@ function createRuntimeServiceDir(config: BusConfig): void {
 }
 
 export function startBus(opts: BusOptions): RunningBus {
-  const guid = randomBytes(16).toString('hex');
+  const guid = opts.handoff?.guid ?? randomBytes(16).toString('hex');
   let config = opts.config;
   let driver: Driver | undefined;
   let activation: Activation | undefined;
@@ -121,7 +124,14 @@ export function startBus(opts: BusOptions): RunningBus {
 
   try {
     bus.setPolicy(compilePolicy(config, { warn: log.warn }));
-    for (const a of opts.addresses) addresses.push(...bus.listen(a));
+    if (opts.handoff) {
+      for (const l of opts.handoff.listeners) {
+        bus.adopt(l.fd, l.address);
+        addresses.push(l.address);
+      }
+    } else {
+      for (const a of opts.addresses) addresses.push(...bus.listen(a));
+    }
   } catch (e) {
     bus.shutdown();
     throw e;

@@ -6,8 +6,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork, USAGE, versionText } from './cli';
-import { BusConfig, loadConfig } from './config';
+import { BusConfig, ConfigSource, loadConfig } from './config';
 import { forkDaemon, redirectToDevNull, reportToParent, takeReadyFd } from './daemonize';
+import { dismissSweeper, Handoff, takeHandoff } from './handoff';
+import { native } from './native';
+import { writeStartPlan } from './start-plan';
 import { busLogPrefix, configureLog, log } from './log';
 import { startBus, RunningBus } from './bus';
 import { preloadCodec } from './driver/codec';
@@ -207,9 +210,18 @@ async function run(options: CliOptions): Promise<number> {
 
   configureLog({ stderr: !options.syslogOnly, syslog: options.syslog === 'always' });
 
-  let config: BusConfig;
+  let handoff: Handoff | undefined;
   try {
-    config = loadConfig(options.configFile, { warn: log.warn });
+    handoff = takeHandoff();
+  } catch (e) {
+    return fatal((e as Error).message);
+  }
+  native.closeInheritedOnExec();
+
+  let config: BusConfig;
+  const sources: ConfigSource[] = [];
+  try {
+    config = loadConfig(options.configFile, { warn: log.warn, onSource: (s) => sources.push(s) });
   } catch (e) {
     return fatal((e as Error).message);
   }
@@ -234,6 +246,7 @@ async function run(options: CliOptions): Promise<number> {
       configPath: options.configFile,
       addresses: listenAddresses(options, config),
       systemdActivation: options.systemdActivation,
+      handoff,
     });
   } catch (e) {
     return fatal((e as Error).message);
@@ -243,7 +256,8 @@ async function run(options: CliOptions): Promise<number> {
   try {
     pidFile?.write();
     if (config.user) switchUser(config.user);
-    printStartupInfo(options, bus.addresses[0]);
+    // The launcher printed already, before this process was loaded.
+    if (!handoff) printStartupInfo(options, bus.addresses[0]);
   } catch (e) {
     bus.stop();
     pidFile?.remove();
@@ -260,9 +274,12 @@ async function run(options: CliOptions): Promise<number> {
   }
 
   installSignals(bus, options, pidFile);
+  if (handoff) dismissSweeper(handoff);
   serviceManager.ready();
   // What calls to the bus need, loaded once the bus is announced.
   setImmediate(preloadCodec);
+  // For the launcher's next start.
+  setImmediate(() => writeStartPlan(options.configFile, config, sources));
   return -1; // keep serving
 }
 

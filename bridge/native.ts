@@ -79,6 +79,8 @@ export interface NativeBusOptions {
 
 export interface NativeBus {
   listen(addresses: string): string[];
+  /** Serves a socket the launcher listens on, under the address it printed for it. */
+  adopt(fd: number, address: string): void;
   /** Sends a message from the bus itself; its serial is assigned natively. Returns 0 or an errno. */
   send(message: Buffer, fds?: number[]): number;
   sendError(destination: string, replySerial: number, name: string, text: string): void;
@@ -133,6 +135,8 @@ interface NativeModule {
   syslog(level: 'info' | 'warning' | 'error' | 'security', message: string): void;
   /** One sd_notify(3) datagram to `socket` ("/path" or "@abstract"); 0 or an errno. */
   notify(socket: string, state: string): number;
+  /** Marks every descriptor above 2 close-on-exec (see kdbus-native/inherited.cc); false if /proc is not there. */
+  closeInheritedOnExec(): boolean;
 }
 
 function load(): NativeModule {

@@ -82,6 +82,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     return DefineClass(env, "Bus",
                        {
                            InstanceMethod("listen", &BusWrap::Listen),
+                           InstanceMethod("adopt", &BusWrap::Adopt),
                            InstanceMethod("send", &BusWrap::Send),
                            InstanceMethod("sendError", &BusWrap::SendError),
                            InstanceMethod("sendReply", &BusWrap::SendReply),
@@ -214,6 +215,13 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     auto arr = Napi::Array::New(info.Env(), printable.size());
     for (size_t i = 0; i < printable.size(); ++i) arr.Set(i, printable[i]);
     return arr;
+  }
+
+  void Adopt(const Napi::CallbackInfo& info) {
+    std::string err;
+    Server::Batch batch(server(info.Env()));
+    if (!server(info.Env()).adopt(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::String>().Utf8Value(), err))
+      throw Napi::Error::New(info.Env(), err);
   }
 
   Napi::Value Send(const Napi::CallbackInfo& info) {
@@ -651,6 +659,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
 namespace bridge {
 void register_syslog(Napi::Env env, Napi::Object exports);
 void register_notify(Napi::Env env, Napi::Object exports);
+void register_inherited(Napi::Env env, Napi::Object exports);
 }  // namespace bridge
 
 namespace {
@@ -697,6 +706,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_snapshot(env, exports, bus_class);
   bridge::register_syslog(env, exports);
   bridge::register_notify(env, exports);
+  bridge::register_inherited(env, exports);
   return exports;
 }
 

@@ -143,16 +143,31 @@ bool Server::listen(std::string_view addresses, std::vector<std::string>& printa
   std::vector<wire::Listener> bound;
   if (!wire::listen_addresses(addresses, config_.sasl.guid_hex, bound, err)) return false;
   for (auto& l : bound) {
-    auto ls = std::make_unique<ListenSocket>();
-    ls->server = this;
-    ls->listener = std::move(l);
-    if (int e = poller_.add_listener(ls->listener.fd.get(), ls.get())) {
-      err = std::string("cannot watch the listening socket: ") + std::strerror(e);
-      return false;
-    }
-    printable.push_back(ls->listener.connect_address);
-    listeners_.push_back(std::move(ls));
+    printable.push_back(l.connect_address);
+    if (!watch(std::move(l), err)) return false;
   }
+  return true;
+}
+
+bool Server::adopt(int fd, std::string_view connect_address, std::string& err) {
+  if (!poller_.valid()) {
+    err = std::string("cannot create an epoll instance: ") + std::strerror(poller_.error());
+    return false;
+  }
+  wire::Listener l;
+  if (!wire::adopt_listener(fd, connect_address, l, err)) return false;
+  return watch(std::move(l), err);
+}
+
+bool Server::watch(wire::Listener l, std::string& err) {
+  auto ls = std::make_unique<ListenSocket>();
+  ls->server = this;
+  ls->listener = std::move(l);
+  if (int e = poller_.add_listener(ls->listener.fd.get(), ls.get())) {
+    err = std::string("cannot watch the listening socket: ") + std::strerror(e);
+    return false;
+  }
+  listeners_.push_back(std::move(ls));
   return true;
 }
 

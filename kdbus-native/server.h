@@ -114,6 +114,8 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
 
   // Binds every address of the list; appends the addresses clients use.
   bool listen(std::string_view addresses, std::vector<std::string>& printable, std::string& err);
+  // Serves a socket the launcher already listens on (wire::adopt_listener).
+  bool adopt(int fd, std::string_view connect_address, std::string& err);
 
   kdbus::Bus& bus() { return bus_; }
   kdbus::BufferPool& buffers() { return buffers_; }
@@ -211,6 +213,7 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   struct ListenSocket;
 
   void watch_poller();
+  bool watch(wire::Listener l, std::string& err);
   void on_accept(ListenSocket& ls);
   Peer* accept_one(ListenSocket& ls);
   // Out of fds: refuse who waits, and stop watching listeners that cannot

@@ -1,5 +1,5 @@
 export { loadConfig, ConfigError } from './loader';
-export type { LoadOptions } from './loader';
+export type { ConfigSource, LoadOptions } from './loader';
 export { defaultLimits, checkLimit, isLimitName } from './limits';
 export { standardSessionServiceDirs, standardSystemServiceDirs } from './servicedirs';
 export * from './types';

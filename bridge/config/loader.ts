@@ -33,7 +33,17 @@ export interface LoadOptions {
   warn?: (message: string) => void;
   /** Environment for <standard_session_servicedirs/>; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Told every file and directory the result depends on, stat'ed before it
+   * is read (so a change during the read shows as a newer stamp), and every
+   * path whose absence it depends on.
+   */
+  onSource?: (source: ConfigSource) => void;
 }
+
+export type ConfigSource =
+  | { kind: 'file' | 'dir'; path: string; stat: fs.BigIntStats }
+  | { kind: 'absent'; path: string };
 
 /** Elements whose text is their value; dbus-daemon insists they have some. */
 const CONTENT_ELEMENTS = new Set([
@@ -82,6 +92,7 @@ interface LoadState {
   stack: string[];
   warn: (message: string) => void;
   env: NodeJS.ProcessEnv;
+  onSource: (source: ConfigSource) => void;
 }
 
 function locate(file: string, el: { line: number }): SourceLocation {
@@ -142,15 +153,17 @@ function addServiceDir(config: BusConfig, dir: string): void {
   if (!config.serviceDirs.includes(dir)) config.serviceDirs.push(dir);
 }
 
-function readConfigText(file: string): string {
+function readConfigText(state: LoadState, file: string): string {
   let text: string;
   try {
-    const st = fs.statSync(file);
+    const st = fs.statSync(file, { bigint: true });
     if (!st.isFile()) throw new ConfigError(`"${file}" is not a regular file`);
     text = fs.readFileSync(file, 'utf8');
+    state.onSource({ kind: 'file', path: file, stat: st });
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') state.onSource({ kind: 'absent', path: file });
     const why = err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message;
     throw new ConfigError(`Failed to open "${file}": ${why}`, undefined, err.code === 'ENOENT');
   }
@@ -161,7 +174,7 @@ function loadFile(state: LoadState, file: string, isTopLevel: boolean): void {
   if (state.stack.includes(file)) {
     throw new ConfigError(`Circular inclusion of file '${file}'`);
   }
-  const text = readConfigText(file);
+  const text = readConfigText(state, file);
   let doc;
   try {
     doc = parseXml(text, file);
@@ -310,9 +323,14 @@ function include(state: LoadState, file: string, basedir: string, el: XmlElement
 function includeDir(state: LoadState, dir: string, file: string, el: XmlElement): void {
   let entries: string[];
   try {
+    const st = fs.statSync(dir, { bigint: true });
     entries = fs.readdirSync(dir);
+    state.onSource({ kind: 'dir', path: dir, stat: st });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      state.onSource({ kind: 'absent', path: dir });
+      return;
+    }
     fail(file, el, `Failed to read directory "${dir}": ${(e as Error).message}`);
   }
   // Sorted so that the merge order, and thus policy precedence, does not
@@ -455,6 +473,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): BusConfig {
     stack: [],
     warn: options.warn ?? ((m) => process.stderr.write(`${m}\n`)),
     env: options.env ?? process.env,
+    onSource: options.onSource ?? (() => undefined),
   };
   loadFile(state, file, true);
   return state.config;

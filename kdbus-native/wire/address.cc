@@ -16,7 +16,7 @@
 #include <cstring>
 #include <optional>
 
-#include "cookie_keyring.h"
+#include "random.h"
 
 namespace wire {
 
@@ -464,6 +464,30 @@ std::string escape_address_value(std::string_view v) {
 bool unescape_address_value(std::string_view v, std::string& out) {
   std::string err;
   return unescape(v, out, err);
+}
+
+bool adopt_listener(int fd, std::string_view connect_address, Listener& out, std::string& err) {
+  std::vector<Entry> entries;
+  if (!parse_addresses(connect_address, entries, err)) return false;
+  if (entries.size() != 1 || (entries[0].method != "unix" && entries[0].method != "tcp")) {
+    err = "Unusable address for a received socket: " + std::string(connect_address);
+    return false;
+  }
+  int type = 0, listening = 0;
+  socklen_t l1 = sizeof type, l2 = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) != 0 || type != SOCK_STREAM ||
+      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l2) != 0 || !listening) {
+    err = "Received socket was not of the right type";
+    return false;
+  }
+  fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  out.fd.reset(fd);
+  out.is_unix = entries[0].method == "unix";
+  out.connect_address = std::string(connect_address);
+  const std::string* path = entries[0].get("path");
+  out.unlink_path = out.is_unix && path != nullptr ? *path : std::string();
+  return true;
 }
 
 bool listen_addresses(std::string_view addresses, std::string_view guid, std::vector<Listener>& out,

@@ -48,6 +48,12 @@ bool parse_addresses(std::string_view addresses, std::vector<AddressEntry>& entr
 bool listen_addresses(std::string_view addresses, std::string_view guid, std::vector<Listener>& out,
                       std::string& err);
 
+// Takes over a socket that another process of ours (the launcher) bound
+// and listens on, with the address it printed for it ("unix:path=...,guid=...").
+// The descriptor becomes close-on-exec and non-blocking, like ours; a path
+// socket's file is removed on close, as for listeners made here.
+bool adopt_listener(int fd, std::string_view connect_address, Listener& out, std::string& err);
+
 // %-escapes bytes outside [-0-9A-Za-z_/.\*] as dbus_address_escape_value does.
 std::string escape_address_value(std::string_view v);
 // Undoes escape_address_value; false on a malformed escape.

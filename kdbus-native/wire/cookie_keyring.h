@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "random.h"
+
 namespace wire {
 
 class CookieKeyring {
@@ -44,10 +46,5 @@ class CookieKeyring {
 
 // A context names a file: no dots, slashes, blanks or control line breaks.
 bool valid_cookie_context(std::string_view context);
-
-// Fills buf from the kernel's random source; false if it is unavailable.
-bool random_bytes(void* buf, size_t len);
-
-std::string hex_encode(std::string_view bytes);
 
 }  // namespace wire
