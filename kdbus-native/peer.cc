@@ -154,7 +154,7 @@ void Peer::on_readable(bool hangup) {
     // A hang-up reported with this edge stays unseen unless read to the end.
     if (!got || (drained && !hangup)) {
       // A burst is over: an idle connection keeps only a small input buffer.
-      if (in_start_ == in_end_ && in_.size() > kIdleBuffer) std::vector<uint8_t>().swap(in_);
+      if (in_start_ == in_end_) server_.return_input_buffer(std::exchange(in_, {}));
       return;
     }
   }
@@ -165,7 +165,7 @@ void Peer::on_readable(bool hangup) {
 void Peer::prepare_input() {
   // in_ only grows to hold messages shorter than kLargeMessage.
   if (in_start_ == in_end_) in_start_ = in_end_ = 0;
-  if (in_.empty()) in_.resize(kIdleBuffer);
+  if (in_.empty()) in_ = server_.borrow_input_buffer(kIdleBuffer);
   if (in_.size() - in_end_ < kIdleBuffer / 2) {
     if (in_start_ > 0) {
       std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
@@ -287,6 +287,9 @@ void Peer::process_input() {
         return;
       }
       state_ = State::AwaitHello;
+      unix_fd_negotiated_ = sasl_->unix_fd_negotiated();
+      authorized_uid_ = sasl_->authorized_uid();
+      sasl_.reset();
       if (!server_.bus().can_connect(metadata_)) {
         close("the security policy does not allow this user to connect");
         return;
@@ -359,7 +362,7 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
       fds->fds.push_back(std::move(in_fds_.front()));
       in_fds_.pop_front();
     }
-  } else if (!in_fds_.empty() && !sasl_->unix_fd_negotiated()) {
+  } else if (!in_fds_.empty() && !unix_fd_negotiated_) {
     close("file descriptors sent without negotiating them");
     return;
   }
@@ -381,14 +384,14 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
                          "Client tried to send a message other than Hello without being registered");
       return;
     }
-    const std::string refused = server_.admit(*this, sasl_->authorized_uid());
+    const std::string refused = server_.admit(*this, authorized_uid_);
     if (!refused.empty()) {
       // As dbus-daemon: Hello fails, the connection stays unregistered.
       reply_unregistered(h, "org.freedesktop.DBus.Error.LimitsExceeded", refused);
       return;
     }
     kdbus::HelloParams hp;
-    hp.flags = sasl_->unix_fd_negotiated() ? uint64_t{kdbus::kHelloAcceptFd} : uint64_t{0};
+    hp.flags = unix_fd_negotiated_ ? uint64_t{kdbus::kHelloAcceptFd} : uint64_t{0};
     hp.metadata = metadata_;
     hp.owner = this;
     hp.defer_announce = true;  // announced after the answer to Hello, as dbus-daemon orders it
@@ -441,7 +444,7 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
     call.header = &h;
     call.data = data;
     call.len = len;
-    call.unix_fds = sasl_->unix_fd_negotiated();
+    call.unix_fds = unix_fd_negotiated_;
     server_.driver_->driver_call(call);
     if (seen) server_.bus().observe(id_, std::move(seen));
     return;
@@ -456,7 +459,7 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
 // On success the arrivals of this message's fds are forgotten; the fds
 // themselves are at the front of in_fds_.
 bool Peer::take_fds_of_message(const wire::Header& h, size_t len) {
-  if (h.unix_fds > 0 && !sasl_->unix_fd_negotiated()) {
+  if (h.unix_fds > 0 && !unix_fd_negotiated_) {
     close("message announces file descriptors that were not negotiated");
     return false;
   }
@@ -478,7 +481,7 @@ bool Peer::take_fds_of_message(const wire::Header& h, size_t len) {
                             : "message announces file descriptors that did not arrive with it");
     return false;
   }
-  fd_arrivals_.erase(fd_arrivals_.begin(), fd_arrivals_.begin() + static_cast<std::ptrdiff_t>(arrivals));
+  fd_arrivals_.pop_front(arrivals);
   return true;
 }
 

@@ -4,7 +4,6 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <initializer_list>
 #include <string_view>
 #include <memory>
@@ -14,6 +13,7 @@
 #include "engine/bus.h"
 #include "poller.h"
 #include "util/fd.h"
+#include "util/fifo.h"
 #include "wire/message.h"
 #include "wire/sasl.h"
 
@@ -70,6 +70,9 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   uint64_t fds_pending_since_ms = 0;  // fds received, their message not yet complete; 0 = none
   // Bytes staged for the socket and not written yet.
   bool has_output() const { return !out_.empty(); }
+  size_t pending_output_bytes() const { return out_bytes_; }
+  // Bytes read and not handled yet (outside a large message being read).
+  size_t pending_input_bytes() const { return in_end_ - in_start_; }
   // org.kdbusbridge.Bus1: the priority of what it sends without a priority
   // field, and whether its queue is read in priority order.
   void set_send_priority(int64_t p) { send_priority_ = p; }
@@ -155,7 +158,10 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   bool registered_ = false;      // in the server's poller
   bool watch_writable_ = false;  // writability edges asked for
   State state_ = State::Auth;
+  // Only while authenticating; what the bus needs of it later is kept below.
   std::unique_ptr<wire::SaslServer> sasl_;
+  bool unix_fd_negotiated_ = false;
+  uid_t authorized_uid_ = static_cast<uid_t>(-1);
   kdbus::Metadata metadata_;
   std::shared_ptr<util::UniqueFd> pidfd_;
   bool pidfd_asked_ = false;
@@ -172,10 +178,11 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   std::shared_ptr<kdbus::Account> account_ = std::make_shared<kdbus::Account>();
   std::shared_ptr<kdbus::Account> user_account_;
   int budget_ = 0;  // messages this peer may still have handled in this turn
+  // Borrowed from the server while bytes are pending, returned when drained.
   std::vector<uint8_t> in_;
   size_t in_start_ = 0, in_end_ = 0;
   LargeInput large_;  // buffer set while a large message is being read
-  std::deque<util::UniqueFd> in_fds_;
+  util::Fifo<util::UniqueFd> in_fds_;
   // An fd belongs to the message whose bytes it arrived with: for each
   // read that brought fds, how far into the stream it reached and how many
   // fds it brought (in in_fds_ order). in_bytes_: bytes read so far.
@@ -183,9 +190,9 @@ class Peer final : public Pollable, public kdbus::AccountListener {
     uint64_t at;
     size_t count;
   };
-  std::deque<FdArrival> fd_arrivals_;
+  util::Fifo<FdArrival> fd_arrivals_;
   uint64_t in_bytes_ = 0;
-  std::deque<Out> out_;
+  util::Fifo<Out> out_;
   size_t out_bytes_ = 0;  // total size of what out_ holds
 };
 

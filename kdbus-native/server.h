@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/bus.h"
@@ -119,6 +120,15 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
 
   kdbus::Bus& bus() { return bus_; }
   kdbus::BufferPool& buffers() { return buffers_; }
+  // A peer's input buffer, lent while it has bytes to handle: idle
+  // connections hold none, and the busy ones pass one buffer around.
+  std::vector<uint8_t> borrow_input_buffer(size_t size) {
+    if (spare_input_.size() >= size) return std::exchange(spare_input_, {});
+    return std::vector<uint8_t>(size);
+  }
+  void return_input_buffer(std::vector<uint8_t> b) {
+    if (b.size() <= kSpareInputMax && b.size() > spare_input_.size()) spare_input_ = std::move(b);
+  }
   const ServerConfig& config() const { return config_; }
   void set_limits(const ServerLimits& limits) { config_.limits = limits; }
   // An absolute CLOCK_MONOTONIC deadline for a call sent now, 0 for none.
@@ -253,6 +263,8 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   kdbus::Bus bus_;
   // Large message bodies are read into these and sent from them.
   kdbus::BufferPool buffers_{8, 4 * 1024 * 1024, 16 * 1024 * 1024};
+  static constexpr size_t kSpareInputMax = 64 * 1024;
+  std::vector<uint8_t> spare_input_;
   // Kept open to make room for accepting (and refusing) a client when the
   // process is out of fds.
   util::UniqueFd spare_fd_;

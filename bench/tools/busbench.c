@@ -13,6 +13,8 @@
  *   calls   ADDR DEST INFLIGHT SECS BYTES PID  method calls, INFLIGHT pending
  *   unicast ADDR SECS WINDOW BYTES PID         one-way, counted at receiver
  *   fanout  ADDR NSUBS SECS WINDOW NOISE PID   signal to NSUBS match rules
+ *   fanout-spread ADDR NSUBS SECS WINDOW NOISE NCONNS PID
+ *                                              the NOISE rules over NCONNS clients
  *   connect ADDR SECS PID                      connect+SASL+Hello+close loop
  *   hold    ADDR NCONNS NRULES                 idle clients/rules until stdin EOF
  *   storm   ADDR NCLIENTS NCALLS DEST PID      RequestName+AddMatch+calls at once
@@ -636,14 +638,16 @@ static const char *noise_rule(int i, char *r, size_t n) {
     return r;
 }
 
-static int mode_fanout(char **a) {
+/* noise_conns: how many clients hold the noise rules; 0 = 1,000 rules each. */
+static int fanout_run(char **a, int noise_conns) {
     int nsubs = atoi(a[1]);
     double secs = atof(a[2]);
     int window = atoi(a[3]);
     int noise = atoi(a[4]);
     long pid = atol(a[5]);
     raise_nofile();
-    int nnoise = (noise + 999) / 1000;
+    int nnoise = noise_conns > 0 ? noise_conns : (noise + 999) / 1000;
+    int per_noise = nnoise > 0 ? (noise + nnoise - 1) / nnoise : 0;
     int total = 1 + nsubs + nnoise;
     conn_t *conns = calloc((size_t)total, sizeof *conns);
     conn_t **cs = calloc((size_t)total, sizeof *cs);
@@ -654,8 +658,8 @@ static int mode_fanout(char **a) {
     conn_t *em = cs[0];
     for (int i = 1; i <= nsubs; i++) add_rules(cs[i], 1, fanout_rule, 0);
     for (int k = 0; k < nnoise; k++) {
-        int n = noise - k * 1000 < 1000 ? noise - k * 1000 : 1000;
-        add_rules(cs[1 + nsubs + k], n, noise_rule, k * 1000);
+        int n = noise - k * per_noise < per_noise ? noise - k * per_noise : per_noise;
+        if (n > 0) add_rules(cs[1 + nsubs + k], n, noise_rule, k * per_noise);
     }
     buf_t body = {0};
     body_str(&body, "tick");
@@ -704,6 +708,13 @@ static int mode_fanout(char **a) {
     /* ops = signals fully fanned out; CPU per op is reported per delivery by the runner */
     print_result(extra, base / nsubs, tend - tstart, cpu);
     return 0;
+}
+
+static int mode_fanout(char **a) { return fanout_run(a, 0); }
+
+static int mode_fanout_spread(char **a) {
+    char *b[] = {a[0], a[1], a[2], a[3], a[4], a[6]};
+    return fanout_run(b, atoi(a[5]));
 }
 
 static int mode_connect(char **a) {
@@ -853,7 +864,8 @@ int main(int argc, char **argv) {
         int nargs;
         int (*fn)(char **);
     } modes[] = {{"echo", 2, mode_echo},       {"calls", 6, mode_calls}, {"unicast", 5, mode_unicast},
-                 {"fanout", 6, mode_fanout},   {"connect", 3, mode_connect}, {"hold", 3, mode_hold},
+                 {"fanout", 6, mode_fanout},   {"fanout-spread", 7, mode_fanout_spread},
+                 {"connect", 3, mode_connect}, {"hold", 3, mode_hold},
                  {"storm", 5, mode_storm}};
     if (argc >= 2) {
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
