@@ -24,6 +24,8 @@ void Peer::save(snap::Writer& w, uint64_t now_ms) const {
   w.u8(static_cast<uint8_t>(state_));
   w.u8(sasl_ != nullptr);
   if (sasl_) sasl_->save(w);
+  w.u8(unix_fd_negotiated_);
+  w.u32(static_cast<uint32_t>(authorized_uid_));
   kdbus::snapshot::save_metadata(w, metadata_);
   w.u8(pidfd_asked_);
   w.u32(pidfd_ && pidfd_->valid() ? w.fd(pidfd_->get()) : snap::kNoFd);
@@ -33,6 +35,7 @@ void Peer::save(snap::Writer& w, uint64_t now_ms) const {
   w.i64(send_priority_);
   w.u64(attach_flags_);
   w.u8(receive_priority_);
+  w.str(description());
   w.u8(counted_incomplete);
   w.u8(counted_completed);
   w.u32(counted_uid);
@@ -77,6 +80,8 @@ void Peer::load(snap::Reader& r, uint64_t now_ms) {
   } else {
     sasl_.reset();
   }
+  unix_fd_negotiated_ = r.u8() != 0;
+  authorized_uid_ = static_cast<uid_t>(r.u32());
   metadata_ = kdbus::snapshot::load_metadata(r);
   pidfd_asked_ = r.u8() != 0;
   const int pidfd = r.fd();
@@ -87,6 +92,7 @@ void Peer::load(snap::Reader& r, uint64_t now_ms) {
   send_priority_ = r.i64();
   attach_flags_ = r.u64();
   receive_priority_ = r.u8() != 0;
+  set_description(r.str());
   counted_incomplete = r.u8() != 0;
   counted_completed = r.u8() != 0;
   counted_uid = r.u32();
