@@ -6,10 +6,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from './config';
 import type { BusConfig } from './config/types';
-import { Activation } from './activation/manager';
+import { Activation, ActivationSnapshot } from './activation/manager';
+import { FreezableBus, Frozen, handoverNative, missingNative } from './handover/native-io';
 import { Driver } from './driver/driver';
 import { log } from './log';
-import { native, NativeBus } from './native';
+import { native, NativeBus, NativeBusOptions } from './native';
 import { compilePolicy } from './policy';
 import { serviceManager } from './service-manager';
 
@@ -18,12 +19,23 @@ export interface BusOptions {
   configPath?: string;
   addresses: string[];
   systemdActivation: boolean;
+  /** Resume a bus handed over: its native state and descriptors, GUID and addresses. */
+  restore?: { state: Buffer; fds: number[]; guid: string; addresses: string[] };
 }
 
 export interface RunningBus {
   addresses: string[];
+  guid: string;
   reload(config: BusConfig): void;
   stop(): void;
+  /** Why this build cannot hand the bus over, or undefined. */
+  handoverUnsupported(): string | undefined;
+  /** Stops every native I/O and returns the native state (see bridge/handover). */
+  freeze(): Frozen;
+  /** Resumes after a handover that did not happen. */
+  thaw(): void;
+  activationSnapshot(): ActivationSnapshot;
+  adoptActivation(s: ActivationSnapshot): void;
 }
 
 function machineId(): string {
@@ -57,13 +69,13 @@ function createRuntimeServiceDir(config: BusConfig): void {
 }
 
 export function startBus(opts: BusOptions): RunningBus {
-  const guid = randomBytes(16).toString('hex');
+  const guid = opts.restore?.guid ?? randomBytes(16).toString('hex');
   let config = opts.config;
   let driver: Driver | undefined;
   let activation: Activation | undefined;
   const addresses: string[] = [];
   const machine = machineId();
-  const bus: NativeBus = new native.Bus({
+  const busOptions: NativeBusOptions = {
     guid,
     machineId: machine,
     allowAnonymous: config.allowAnonymous,
@@ -74,7 +86,16 @@ export function startBus(opts: BusOptions): RunningBus {
     onActivate: (name, trigger) => activation?.activationNeeded(name, trigger),
     onDenied: (text) => log.security(text),
     onMonitorClosed: (name) => log.info(`Monitoring connection ${name} closed.`),
-  });
+  };
+  let bus: NativeBus;
+  if (opts.restore !== undefined) {
+    const restore = handoverNative.restore;
+    if (restore === undefined) throw new Error('this build of the addon cannot restore a bus');
+    bus = restore(opts.restore.state, opts.restore.fds, busOptions);
+    addresses.push(...opts.restore.addresses);
+  } else {
+    bus = new native.Bus(busOptions);
+  }
   activation = new Activation({
     native: bus,
     busType: () => config.type,
@@ -84,6 +105,10 @@ export function startBus(opts: BusOptions): RunningBus {
     systemdActivation: opts.systemdActivation,
     log,
     servicesChanged: () => driver?.activatableServicesChanged(),
+    waiterFor: (r) => {
+      if (driver === undefined) throw new Error('no driver');
+      return driver.startReplyWaiter(r);
+    },
   });
   driver = new Driver({
     native: bus,
@@ -121,12 +146,14 @@ export function startBus(opts: BusOptions): RunningBus {
 
   try {
     bus.setPolicy(compilePolicy(config, { warn: log.warn }));
-    for (const a of opts.addresses) addresses.push(...bus.listen(a));
+    if (opts.restore === undefined) for (const a of opts.addresses) addresses.push(...bus.listen(a));
+    else bus.setLimits(config.limits);
   } catch (e) {
-    bus.shutdown();
+    // A restored bus's sockets are still the old process's too: never shut them down here.
+    if (opts.restore === undefined) bus.shutdown();
     throw e;
   }
-  createRuntimeServiceDir(config);
+  if (opts.restore === undefined) createRuntimeServiceDir(config);
   activation.reload(config.serviceDirs);
   return {
     addresses,
@@ -139,5 +166,17 @@ export function startBus(opts: BusOptions): RunningBus {
     stop() {
       bus.shutdown();
     },
+    guid,
+    handoverUnsupported: () => missingNative(bus),
+    freeze() {
+      const f = (bus as FreezableBus).freeze;
+      if (f === undefined) throw new Error(missingNative(bus));
+      return f.call(bus);
+    },
+    thaw() {
+      (bus as FreezableBus).thaw?.call(bus);
+    },
+    activationSnapshot: () => activation?.snapshot() ?? { environment: {}, pending: [] },
+    adoptActivation: (s) => activation?.adopt(s),
   };
 }

@@ -578,6 +578,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
 namespace bridge {
 void register_syslog(Napi::Env env, Napi::Object exports);
 void register_notify(Napi::Env env, Napi::Object exports);
+void register_fdpass(Napi::Env env, Napi::Object exports);
 }  // namespace bridge
 
 namespace {
@@ -586,6 +587,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Bus", BusWrap::Define(env));
   bridge::register_syslog(env, exports);
   bridge::register_notify(env, exports);
+  bridge::register_fdpass(env, exports);
   return exports;
 }
 
