@@ -182,9 +182,19 @@ interface HandoverStart {
   resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
 }
 
+// SIGUSR2 would end the process until the bus serves (its default action):
+// one that comes while a resumed bus starts up is kept for when it can act.
+let earlyUpgrade = false;
+const onEarlyUpgrade = (): void => {
+  earlyUpgrade = true;
+};
+process.on('SIGUSR2', onEarlyUpgrade);
+
 function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined, serving?: ServingProcess): void {
   if (serving !== undefined) {
+    process.off('SIGUSR2', onEarlyUpgrade);
     process.on('SIGUSR2', () => void upgradeInPlace(serving));
+    if (earlyUpgrade) setImmediate(() => void upgradeInPlace(serving));
     if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
   }
   let config: BusConfig | undefined;
