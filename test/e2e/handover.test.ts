@@ -6,7 +6,10 @@ import { Message } from 'dbus-next';
 import { native } from '../../bridge/native';
 import { daemonPath, sessionLikeConfig } from '../helpers/bus';
 import { callDriver, Client, connect } from '../helpers/client';
+import { marshall } from '../helpers/frames';
 import { run, sleep, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
+import { RawClient } from '../helpers/raw';
+import { startService, TEST_INTERFACE, TEST_PATH } from '../helpers/service';
 
 // Handing the bus over (README: "Upgrading the bus without a reboot"): in
 // place on SIGUSR2, and to another process through --handover-socket and
@@ -31,7 +34,7 @@ const clients: Client[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'kdbus-bridge-handover-'));
   config = join(dir, 'bus.conf');
-  writeFileSync(config, sessionLikeConfig(dir));
+  writeFileSync(config, sessionLikeConfig(dir, '<limit name="reply_timeout">8000</limit>'));
 });
 
 afterEach(async () => {
@@ -105,7 +108,9 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
   await callDriver(service.bus, 'RequestName', 'su', ['org.example.Echo', 4]);
   service.bus.on('message', (m: Message) => {
     if (m.type !== 1 || m.member !== 'Echo') return;
-    service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
+    // The 1 MiB message of the half-way client gets an empty reply.
+    if (m.signature === 'u') service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
+    else service.bus.send(Message.newMethodReturn(m, '', []));
   });
   const caller = await client(address);
   let stop = false;
@@ -134,15 +139,39 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     const socket = join(dir, 'handover');
     let bus = await startBus([`--handover-socket=${socket}`]);
     const address = bus.address;
-    const monitor = spawnTracked('dbus-monitor', ['--address', address, "type='signal',member='NameOwnerChanged'"], {
+    const monitor = spawnTracked('dbus-monitor', ['--address', address, "type='signal',member='NameOwnerChanged',arg0namespace='org.example'"], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let monitored = '';
     monitor.stdout?.on('data', (d: Buffer) => (monitored += d.toString()));
     await until(() => monitored.includes('NameAcquired'), 10000);
+    const nameChanges = (): number => monitored.split('NameOwnerChanged').length - 1;
     const echo = await echoPair(address);
     const creds = (await callDriver(echo.caller.bus, 'GetConnectionCredentials', 's', [echo.service.uniqueName])).body;
-    const before = monitored.split('NameOwnerChanged').length;
+    // A python3-dbus service, called by a dbus-send loop that must never fail.
+    const py = await startService(address, 'org.example.Py');
+    const loop = spawnTracked('sh', ['-c',
+      `n=0; while [ ! -e ${dir}/stop ]; do dbus-send --bus=${address} --print-reply --dest=org.example.Py ${TEST_PATH} ${TEST_INTERFACE}.Echo string:x >/dev/null || exit 1; n=$((n+1)); done; echo $n`],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A client in the middle of SASL, and one half-way through a 1 MiB message.
+    const midSasl = await RawClient.open(address);
+    midSasl.write(Buffer.from([0]));
+    midSasl.write(`AUTH EXTERNAL ${Buffer.from(String(process.getuid?.() ?? 0)).toString('hex')}\r\n`);
+    expect(await midSasl.readLine()).toMatch(/^OK /);
+    const halfWay = await RawClient.open(address);
+    await halfWay.authenticate();
+    halfWay.write(marshall({ type: 1, serial: 1, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello' }));
+    await halfWay.readMessage();
+    const big = marshall({ type: 1, serial: 2, destination: 'org.example.Echo', path: '/', interface: 'org.example.Echo', member: 'Echo', signature: 'ay', body: [Buffer.alloc(1 << 20, 7)] });
+    halfWay.write(big.subarray(0, big.length >> 1));
+    // A call nobody answers: its NoReply must come at its deadline (8 s), handovers or not.
+    const silent = await client(address);
+    await callDriver(silent.bus, 'RequestName', 'su', ['org.example.Silent', 4]);
+    const sentAt = Date.now();
+    const noReply = echo.caller.bus
+      .call(new Message({ destination: 'org.example.Silent', path: '/', interface: 'org.example.Silent', member: 'Never' }))
+      .then(() => ({ type: 'answered', at: Date.now() }), (e: { type?: string }) => ({ type: e.type ?? 'error', at: Date.now() }));
+    const before = nameChanges();
     const pids = new Set<number>();
     for (let i = 0; i < HANDOVERS; i++) {
       bus.child.kill('SIGUSR2');
@@ -162,15 +191,35 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       bus = { address, child: next, stderr: () => err };
       await sleep(20);
     }
+    // Nobody came or went: no NameOwnerChanged for any of the names.
+    expect(nameChanges()).toBe(before);
+    // The rest of the half-written message, and the end of the SASL exchange.
+    halfWay.write(big.subarray(big.length >> 1));
+    const bigReply = await halfWay.readMessage(10000);
+    expect(bigReply).not.toBeNull();
+    midSasl.write('BEGIN\r\n');
+    midSasl.write(marshall({ type: 1, serial: 1, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello' }));
+    expect(await midSasl.readMessage(10000)).not.toBeNull();
+    const timedOut = await noReply;
+    expect(timedOut.type).toBe('org.freedesktop.DBus.Error.NoReply');
+    // The deadline crossed over: neither reset by a handover nor lost.
+    expect(timedOut.at - sentAt).toBeGreaterThanOrEqual(7900);
+    expect(timedOut.at - sentAt).toBeLessThan(11000);
+    writeFileSync(join(dir, 'stop'), '');
+    const loopOut = await waitForLine(loop, /^\d+$/, 30000);
+    expect(Number(loopOut)).toBeGreaterThan(0);
+    await py.stop();
+    halfWay.destroy();
+    midSasl.destroy();
     const answered = await echo.calls();
     expect(answered).toEqual(answered.map((_, i) => i));
     expect(answered.length).toBeGreaterThan(HANDOVERS);
-    // Nobody came or went: no NameOwnerChanged but the dbus-send ones below.
-    expect(monitored.split('NameOwnerChanged').length).toBe(before);
     expect((await callDriver(echo.caller.bus, 'GetConnectionCredentials', 's', [echo.service.uniqueName])).body).toEqual(creds);
-    // Unique names continue where the first bus left off (monitor, service, caller: :1.0-:1.2).
+    // Unique names continue where the first bus left off: monitor, echo service,
+    // caller, python service, half-way client, silent, mid-SASL (:1.0-:1.6)
+    // and every dbus-send of the loop took one each.
     const late = await client(address);
-    expect(late.uniqueName).toBe(':1.3');
+    expect(Number(late.uniqueName.slice(3))).toBeGreaterThan(6 + Number(loopOut));
     const send = await run('dbus-send', [`--bus=${address}`, '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetId'], { timeoutMs: 10000 });
     expect(send.code).toBe(0);
     await terminate(monitor);
