@@ -146,6 +146,7 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
     return;
   }
   busy = true;
+  let wasFrozen = false;
   serviceManager.reloading();
   try {
     const why = await runCheck(encodeContainer({ control: controlState(p), native: Buffer.alloc(0) }));
@@ -154,6 +155,7 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
       return;
     }
     const frozen = p.bus.freeze();
+    wasFrozen = true;
     let memfd = -1;
     let reason: string;
     try {
@@ -177,9 +179,11 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
     // Still here: the old program carries on.
     for (const fd of frozen.fds) handoverNative.setCloexec(fd, true);
     if (memfd >= 0) fs.closeSync(memfd);
+    wasFrozen = false;
     p.bus.thaw();
     log.warn(`Not upgrading in place: ${reason}`);
   } catch (e) {
+    if (wasFrozen) p.bus.thaw();
     log.warn(`Not upgrading in place: ${(e as Error).message}`);
   } finally {
     busy = false;
@@ -201,7 +205,13 @@ export function listenForSuccessor(p: ServingProcess, path: string): void {
   }
   const lfd = handoverNative.handoverListen(path);
   const watch: FdWatch = new handoverNative.FdWatch(lfd, () => {
-    const peer = handoverNative.handoverAccept(lfd);
+    let peer: ReturnType<typeof handoverNative.handoverAccept>;
+    try {
+      peer = handoverNative.handoverAccept(lfd);
+    } catch (e) {
+      log.warn(`Unable to accept a successor at ${path}: ${(e as Error).message}`);
+      return;
+    }
     if (peer === null) return;
     const me = process.getuid?.() ?? 0;
     if (peer.uid !== me && peer.uid !== 0) {
@@ -218,10 +228,23 @@ export function listenForSuccessor(p: ServingProcess, path: string): void {
     }
     watch.close();
     fs.closeSync(lfd);
-    fs.unlinkSync(path);
-    const frozen = p.bus.freeze();
-    const rc = handoverNative.handoverSend(peer.fd, encodeContainer({ control: controlState(p), native: frozen.state }), frozen.fds);
-    const word = rc === 0 ? handoverNative.handoverRecvWord(peer.fd, CONFIRM_TIMEOUT_MS) : null;
+    try {
+      fs.unlinkSync(path);
+    } catch {
+      // removed by someone else: the successor binds its own anyway
+    }
+    let word: string | null = null;
+    let why: string;
+    let frozen = false;
+    try {
+      const state = p.bus.freeze();
+      frozen = true;
+      const rc = handoverNative.handoverSend(peer.fd, encodeContainer({ control: controlState(p), native: state.state }), state.fds);
+      word = rc === 0 ? handoverNative.handoverRecvWord(peer.fd, CONFIRM_TIMEOUT_MS) : null;
+      why = rc !== 0 ? `errno ${rc}` : word ?? 'no answer';
+    } catch (e) {
+      why = (e as Error).message;
+    }
     if (word === 'ok') {
       log.info(`Handed the bus over to pid ${peer.pid}`);
       // The pid file is the successor's now, the sockets are shared: leave without cleaning up.
@@ -229,9 +252,13 @@ export function listenForSuccessor(p: ServingProcess, path: string): void {
       process.exit(0);
     }
     fs.closeSync(peer.fd);
-    p.bus.thaw();
-    log.warn(`Handing the bus over to pid ${peer.pid} failed (${rc !== 0 ? `errno ${rc}` : word ?? 'no answer'}); carrying on`);
-    listenForSuccessor(p, path);
+    if (frozen) p.bus.thaw();
+    log.warn(`Handing the bus over to pid ${peer.pid} failed (${why}); carrying on`);
+    try {
+      listenForSuccessor(p, path);
+    } catch (e) {
+      log.warn(`No longer waiting for a successor at ${path}: ${(e as Error).message}`);
+    }
   });
 }
 
