@@ -160,7 +160,9 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
     let reason: string;
     try {
       memfd = handoverNative.memfdFromBuffer(encodeContainer({ control: controlState(p, frozen.fds), native: frozen.state }));
-      for (const fd of [...frozen.fds, memfd]) {
+      // Standard descriptors too: something in the process may have marked
+      // them close-on-exec, and the bus's log and its caller's pipes must stay.
+      for (const fd of [0, 1, 2, ...frozen.fds, memfd]) {
         const rc = handoverNative.clearCloexec(fd);
         if (rc !== 0) throw new Error(`cannot keep descriptor ${fd} (errno ${rc})`);
       }
