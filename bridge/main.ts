@@ -292,7 +292,11 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
 }
 
 async function run(options: CliOptions, start: HandoverStart = { argv: [] }): Promise<number> {
-  if (start.resume !== undefined) return resume(options, { ...start, resume: start.resume });
+  if (start.resume !== undefined) {
+    // In place, the file the bus was started with: a daemonized bus has moved to / since.
+    const configFile = start.resume.confirm === undefined ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
+    return resume({ ...options, configFile }, { ...start, resume: start.resume });
+  }
   const readyFd = takeReadyFd();
   const isChild = readyFd !== undefined;
   options = { ...options, configFile: resolveConfigFile(options.configFile) };
