@@ -10,12 +10,14 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <memory>
 #include <vector>
 
 #include "engine/policy.h"
 #include "policy_js.h"
 #include "peer.h"
 #include "server.h"
+#include "util/snapshot_io.h"
 
 namespace {
 
@@ -108,6 +110,9 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("addActivator", &BusWrap::AddActivator),
                            InstanceMethod("removeActivator", &BusWrap::RemoveActivator),
                            InstanceMethod("failActivation", &BusWrap::FailActivation),
+                           InstanceMethod("freeze", &BusWrap::Freeze),
+                           InstanceMethod("thaw", &BusWrap::Thaw),
+                           InstanceMethod("abandon", &BusWrap::Abandon),
                        });
   }
 
@@ -127,6 +132,7 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
       for (uint32_t i = 0; i < uids.Length(); ++i)
         config.sasl.allowed_uids.push_back(uids.Get(i).As<Napi::Number>().Uint32Value());
     }
+    if (opts.Get("version").IsString()) writer_version_ = "kdbus-bridge " + opts.Get("version").As<Napi::String>().Utf8Value();
     auto cb = opts.Get("onDriverCall");
     if (!cb.IsFunction()) throw Napi::TypeError::New(env, "options.onDriverCall must be a function");
     on_driver_call_ = Napi::Persistent(cb.As<Napi::Function>());
@@ -564,6 +570,52 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     return info.Env().Undefined();
   }
 
+  // Handover (docs/handover-native.md).
+  Napi::Value Freeze(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Server& s = server(env);
+    s.freeze();
+    snap::Writer w;
+    const size_t at = snap::begin_envelope(w, writer_version_);
+    s.save(w);
+    snap::seal(w, at);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("state", Napi::Buffer<uint8_t>::Copy(env, w.buffer().data(), w.buffer().size()));
+    Napi::Array fds = Napi::Array::New(env, w.fds().size());
+    for (uint32_t i = 0; i < w.fds().size(); ++i) fds.Set(i, Napi::Number::New(env, w.fds()[i]));
+    out.Set("fds", fds);
+    return out;
+  }
+
+  Napi::Value Thaw(const Napi::CallbackInfo& info) {
+    server(info.Env()).thaw();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Abandon(const Napi::CallbackInfo& info) {
+    server(info.Env()).abandon();
+    return info.Env().Undefined();
+  }
+
+ public:
+  // Fills this new bus from a snapshot; on failure it is shut down and the
+  // reason thrown (the fds stay as they were).
+  void restore_from(Napi::Env env, const Napi::Buffer<uint8_t>& state, const std::vector<int>& fds) {
+    try {
+      std::string writer;
+      snap::Reader r = snap::open_envelope(state.Data(), state.Length(), &fds, writer);
+      server(env).restore(r);
+    } catch (const snap::FormatError& e) {
+      if (server_) {
+        server_->shutdown();
+        server_.reset();
+      }
+      throw Napi::Error::New(env, std::string("cannot restore the bus: ") + e.what());
+    }
+  }
+
+ private:
+  std::string writer_version_ = "kdbus-bridge";
   Napi::Env env_ = nullptr;
   Napi::FunctionReference on_driver_call_;
   Napi::FunctionReference on_activate_;
@@ -583,8 +635,46 @@ void register_fdpass(Napi::Env env, Napi::Object exports);
 
 namespace {
 
+// restore(state, fds, options): a Bus made with `options` that goes on
+// where the frozen one stopped. checkState(state): null when this build
+// can read the snapshot, else why not.
+void register_snapshot(Napi::Env env, Napi::Object exports, Napi::Function bus_class) {
+  auto ctor = std::make_shared<Napi::FunctionReference>(Napi::Persistent(bus_class));
+  ctor->SuppressDestruct();
+  exports.Set("restore", Napi::Function::New(env, [ctor](const Napi::CallbackInfo& info) -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsArray() || !info[2].IsObject())
+      throw Napi::TypeError::New(env, "restore(state: Buffer, fds: number[], options)");
+    auto list = info[1].As<Napi::Array>();
+    std::vector<int> fds;
+    for (uint32_t i = 0; i < list.Length(); ++i) fds.push_back(list.Get(i).As<Napi::Number>().Int32Value());
+    Napi::Object bus = ctor->New({info[2]});
+    BusWrap::Unwrap(bus)->restore_from(env, info[0].As<Napi::Buffer<uint8_t>>(), fds);
+    return bus;
+  }, "restore"));
+  exports.Set("checkState", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "checkState(state: Buffer)");
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    try {
+      std::string writer;
+      snap::Reader r = snap::open_envelope(buf.Data(), buf.Length(), nullptr, writer);
+      uint32_t tag = 0;
+      snap::Reader body(nullptr, 0);
+      bool engine = false;
+      while (r.next_section(tag, body)) engine = engine || tag == snap::tag("ENGN");
+      if (!engine) return Napi::String::New(env, "snapshot: no ENGN section");
+    } catch (const snap::FormatError& e) {
+      return Napi::String::New(env, e.what());
+    }
+    return env.Null();
+  }, "checkState"));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("Bus", BusWrap::Define(env));
+  Napi::Function bus_class = BusWrap::Define(env);
+  exports.Set("Bus", bus_class);
+  register_snapshot(env, exports, bus_class);
   bridge::register_syslog(env, exports);
   bridge::register_notify(env, exports);
   bridge::register_fdpass(env, exports);

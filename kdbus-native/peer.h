@@ -17,6 +17,11 @@
 #include "wire/message.h"
 #include "wire/sasl.h"
 
+namespace snap {
+class Writer;
+class Reader;
+}  // namespace snap
+
 namespace bridge {
 
 class Server;
@@ -74,6 +79,15 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   // Set by BecomeMonitor: from then on the client only listens.
   void become_monitor() { monitor_ = true; }
   bool monitor() const { return monitor_; }
+
+  // Handover (peer_snapshot.cc): the socket's fd, then where the exchange
+  // with the client stands, half-read input and unwritten output with their
+  // fds included. Loaded into a peer made for a duplicate of the same
+  // socket, before it is watched. Loop times are saved as ages.
+  void save(snap::Writer& w, uint64_t now_ms) const;
+  void load(snap::Reader& r, uint64_t now_ms);
+  // Whether anything read is not handled yet (it gets a turn after a load).
+  bool has_input() const { return in_start_ < in_end_ || large_.buffer; }
 
  private:
   enum class State { Auth, AwaitHello, Active };

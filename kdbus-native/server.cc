@@ -14,15 +14,6 @@
 
 namespace bridge {
 
-struct Server::ListenSocket final : Pollable {
-  Server* server = nullptr;
-  wire::Listener listener;
-  void on_events(uint32_t) override {
-    if (listener.fd.valid()) server->on_accept(*this);
-  }
-  bool is_listener() const override { return true; }
-};
-
 namespace {
 
 constexpr const char* kBusName = "org.freedesktop.DBus";
@@ -59,6 +50,10 @@ Server::Server(uv_loop_t* loop, ServerConfig config, DriverHandler* driver)
   poller_watch_ = std::make_unique<uv_poll_t>();
   uv_poll_init(loop_, poller_watch_.get(), poller_.fd());
   poller_watch_->data = this;
+  watch_poller();
+}
+
+void Server::watch_poller() {
   uv_poll_start(poller_watch_.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
     if (status == 0) static_cast<Server*>(h->data)->on_sockets_ready();
   });

@@ -19,6 +19,11 @@
 #include "wire/message.h"
 #include "wire/sasl.h"
 
+namespace snap {
+class Writer;
+class Reader;
+}  // namespace snap
+
 namespace bridge {
 
 class Peer;
@@ -180,6 +185,21 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
     Server& s_;
   };
 
+  // Handover (server_snapshot.cc, docs/handover-native.md). freeze() stops
+  // every socket watch and timer (no callback fires until thaw()); save()
+  // writes a frozen server: listeners, clients, the engine, with fds by
+  // index, left open. restore() fills a server that has neither listeners
+  // nor clients from such a snapshot, taking duplicates of the fds, and
+  // starts its I/O; it throws snap::FormatError and leaves the fds alone
+  // when it cannot. abandon(): another server took the sockets over, so
+  // this one must not remove socket files when it goes.
+  void freeze();
+  void thaw();
+  bool frozen() const { return frozen_; }
+  void save(snap::Writer& w);
+  void restore(snap::Reader& sections);
+  void abandon();
+
   // kdbus::QueueListener
   void queue_ready(kdbus::ConnId id, void* owner) override;
   void queue_overflow(kdbus::ConnId id, void* owner) override;
@@ -190,6 +210,7 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   friend class Peer;
   struct ListenSocket;
 
+  void watch_poller();
   void on_accept(ListenSocket& ls);
   Peer* accept_one(ListenSocket& ls);
   // Out of fds: refuse who waits, and stop watching listeners that cannot
@@ -263,6 +284,16 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   std::unordered_map<kdbus::ConnId, std::string> activator_names_;
   std::vector<kdbus::ConnId> activations_due_;
   uint64_t reply_timer_due_ = 0;
+  bool frozen_ = false;
+};
+
+struct Server::ListenSocket final : Pollable {
+  Server* server = nullptr;
+  wire::Listener listener;
+  void on_events(uint32_t) override {
+    if (listener.fd.valid()) server->on_accept(*this);
+  }
+  bool is_listener() const override { return true; }
 };
 
 }  // namespace bridge

@@ -83,6 +83,11 @@ class Charge {
   Charge(const Charge&) = delete;
   Charge& operator=(const Charge&) = delete;
 
+  // What a snapshot records of it (snapshot.h).
+  const Account* account() const { return account_.get(); }
+  size_t bytes() const { return bytes_; }
+  size_t fds() const { return fds_; }
+
  private:
   // What the user holds in the bus counts only once in the total.
   void release() {

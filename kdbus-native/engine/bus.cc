@@ -18,6 +18,7 @@
 #include "match_index.h"
 #include "names.h"
 #include "reply.h"
+#include "snapshot.h"
 
 namespace kdbus {
 namespace {
@@ -887,5 +888,153 @@ int Bus::expire_replies(uint64_t now_ns) {
 }
 
 uint64_t Bus::next_deadline() const { return s_->replies.next_deadline(); }
+
+}  // namespace kdbus
+
+namespace kdbus {
+
+void Bus::save(snap::Writer& w, SnapshotHooks* hooks) const {
+  const State& s = *s_;
+  const size_t section = w.begin_section(snap::tag("ENGN"));
+  w.u64(s.seq);
+  w.u64(s.next_id);
+  w.u64(s.next_hidden_id);
+  w.u64(s.messages_sent);
+  const BusLimits& l = s.limits;
+  for (size_t v : {l.max_pending_replies, l.max_queued_messages, l.max_queued_bytes, l.max_queued_fds,
+                   l.max_match_rules, l.max_names, l.max_pending_replies_per_user, l.max_match_rules_per_user,
+                   l.max_names_per_user})
+    w.u64(v);
+  snapshot::save_metadata(w, s.creator);
+  snapshot::MessageTable table;
+  for (const auto& [id, c] : s.conns) {
+    c->queue().for_each([&](const Delivery& d) { table.index(d.msg); });
+    for (const auto& m : c->unobserved()) table.index(m);
+  }
+  table.save(w, hooks);
+  w.u32(static_cast<uint32_t>(s.conns.size()));
+  for (const auto& [id, c] : s.conns) {
+    w.u64(id);
+    w.u64(c->flags());
+    w.u8(c->closing());
+    w.u64(c->attach_flags());
+    w.str(c->description());
+    w.str(c->activator_name());
+    snapshot::save_metadata(w, c->metadata());
+    w.u8(s.announced.count(id) != 0);
+    w.u32(static_cast<uint32_t>(c->matches().size()));
+    for (const MatchEntry& e : c->matches()) {
+      w.u64(e.cookie);
+      snapshot::save_rule(w, e.rule);
+    }
+    w.u32(static_cast<uint32_t>(c->queue().size()));
+    c->queue().for_each([&](const Delivery& d) {
+      w.u32(table.index(d.msg));
+      w.u32(d.roles);
+    });
+    w.u32(static_cast<uint32_t>(c->unobserved().size()));
+    for (const auto& m : c->unobserved()) w.u32(table.index(m));
+  }
+  s.names.save(w);
+  const std::vector<PendingReply> waits = s.replies.in_order();
+  w.u32(static_cast<uint32_t>(waits.size()));
+  for (const PendingReply& r : waits) {
+    w.u64(r.caller);
+    w.u64(r.callee);
+    w.u64(r.cookie);
+    w.u64(r.deadline_ns);
+  }
+  w.end_section(section);
+}
+
+void Bus::load(snap::Reader& r, SnapshotHooks* hooks) {
+  State& s = *s_;
+  if (!s.conns.empty()) throw snap::FormatError("snapshot: loading into a bus that has connections");
+  s.seq = r.u64();
+  s.next_id = r.u64();
+  s.next_hidden_id = r.u64();
+  s.messages_sent = r.u64();
+  BusLimits& l = s.limits;
+  for (size_t* v : {&l.max_pending_replies, &l.max_queued_messages, &l.max_queued_bytes, &l.max_queued_fds,
+                    &l.max_match_rules, &l.max_names, &l.max_pending_replies_per_user, &l.max_match_rules_per_user,
+                    &l.max_names_per_user})
+    *v = r.u64();
+  s.creator = snapshot::load_metadata(r);
+  snapshot::MessageTable table;
+  table.load(r, hooks);
+  const uint32_t nconns = r.count(60);
+  for (uint32_t i = 0; i < nconns; ++i) {
+    HelloParams p;
+    const ConnId id = r.u64();
+    p.flags = r.u64();
+    const bool closing = r.u8() != 0;
+    const uint64_t attach = r.u64();
+    p.description = r.str();
+    p.activator_name = r.str();
+    p.metadata = snapshot::load_metadata(r);
+    const bool announced = r.u8() != 0;
+    if (id == kIdBus || id == kDstBroadcast || s.conns.count(id) != 0)
+      throw snap::FormatError("snapshot: bad or repeated connection id");
+    p.owner = hooks != nullptr ? hooks->owner(id, p.flags) : nullptr;
+    auto conn = std::make_unique<Connection>(id, std::move(p));
+    Connection& c = *conn;
+    if (closing) c.set_closing();
+    c.set_attach_flags(attach);
+    c.policy() = make_client_policy(s.policy, c.metadata());
+    const uint32_t nrules = r.count(17);
+    std::vector<MatchRule> filter;
+    for (uint32_t k = 0; k < nrules; ++k) {
+      const uint64_t cookie = r.u64();
+      MatchRule rule = snapshot::load_rule(r);
+      if (c.is_monitor()) {
+        filter.push_back(std::move(rule));
+      } else {
+        c.add_match(cookie, std::move(rule));
+      }
+    }
+    if (c.is_monitor()) c.turn_into_monitor(std::move(filter));
+    const uint32_t queued = r.count(8);
+    for (uint32_t k = 0; k < queued; ++k) {
+      const auto& m = table.at(r.u32());
+      c.queue().push(Delivery{m, r.u32()});
+    }
+    const uint32_t unobserved = r.count(4);
+    for (uint32_t k = 0; k < unobserved; ++k) c.unobserved().push_back(table.at(r.u32()));
+    if (c.is_monitor()) ++s.monitors;
+    s.eavesdrop_rules += c.eavesdrop_rules();
+    s.match_rules += c.matches().size();
+    if (attach & kAttachTimestamp) ++s.timestamp_wanted;
+    s.attach_user(c);
+    if (c.user != nullptr) c.user->match_rules += c.matches().size();
+    if (announced) s.announced.insert(id);
+    s.conns.emplace(id, std::move(conn));
+    s.track_watcher(c);
+  }
+  s.names.load(r);
+  for (const auto& [name, e] : s.names.entries()) {
+    if (e.activator != 0 && s.find(e.activator) == nullptr) throw snap::FormatError("snapshot: unknown activator");
+    for (const NameOwner& o : e.owners) {
+      if (s.find(o.id) == nullptr) throw snap::FormatError("snapshot: a name owner is not a connection");
+    }
+  }
+  for (const auto& [id, c] : s.conns) {
+    if (c->user != nullptr) c->user->names += s.names.joined_count(id);
+  }
+  const uint32_t nwaits = r.count(32);
+  for (uint32_t i = 0; i < nwaits; ++i) {
+    const ConnId caller = r.u64();
+    const ConnId callee = r.u64();
+    const uint64_t cookie = r.u64();
+    const uint64_t deadline = r.u64();
+    Connection* c = s.find(caller);
+    if (c == nullptr) throw snap::FormatError("snapshot: a reply wait of an unknown caller");
+    s.replies.add(caller, callee, cookie, deadline, 0, c->user != nullptr ? &c->user->replies : nullptr, 0);
+  }
+  if (s.listener != nullptr) {
+    for (const auto& [id, c] : s.conns) {
+      if (!c->queue().empty()) s.listener->queue_ready(id, c->owner());
+    }
+  }
+}
 
 }  // namespace kdbus

@@ -17,7 +17,14 @@
 #include "metadata.h"
 #include "policy.h"
 
+namespace snap {
+class Writer;
+class Reader;
+}  // namespace snap
+
 namespace kdbus {
+
+class SnapshotHooks;
 
 enum HelloFlags : uint64_t {
   kHelloAcceptFd = 1ull << 0,
@@ -278,6 +285,17 @@ class Bus {
   int expire_replies(uint64_t now_ns);
   // The earliest reply deadline, 0 when no wait has one.
   uint64_t next_deadline() const;
+
+  // Handover (docs/handover.md): save() writes the "ENGN" section: every
+  // connection with its queue, rules, names, reply waits and counters; fds
+  // by index (the writer's fd list), left open. load() reads that
+  // section's body into a bus without connections, taking duplicates of
+  // the fds it names; the policy is not part of it (set_policy after).
+  // Connections with queued messages are reported to the listener as
+  // ready. Throws snap::FormatError when the section cannot be read; the
+  // bus is then to be dropped.
+  void save(snap::Writer& w, SnapshotHooks* hooks) const;
+  void load(snap::Reader& r, SnapshotHooks* hooks);
 
  private:
   struct State;

@@ -88,6 +88,7 @@ class Connection {
   // An activator's messages that monitors have not seen yet: they are shown
   // once the activation they caused has been requested (dbus-daemon's order).
   std::vector<std::shared_ptr<const Message>>& unobserved() { return unobserved_; }
+  const std::vector<std::shared_ptr<const Message>>& unobserved() const { return unobserved_; }
 
  private:
   void index_entry_or_drop();

@@ -13,6 +13,11 @@
 
 #include "message.h"
 
+namespace snap {
+class Writer;
+class Reader;
+}  // namespace snap
+
 namespace kdbus {
 
 // One change of primary ownership: old_id 0 = the name had no owner, new_id
@@ -70,6 +75,10 @@ class NameRegistry {
   // Names the connection owns or waits for; whether it holds `name` already.
   size_t joined_count(ConnId id) const;
   bool has_joined(ConnId id, std::string_view name) const;
+
+  // Handover snapshot (snapshot.cc); load() fills an empty registry.
+  void save(snap::Writer& w) const;
+  void load(snap::Reader& r);
 
  private:
   void join(ConnId id, const std::string& name);

@@ -44,6 +44,11 @@ class ReceiveQueue {
     return taken;
   }
 
+  template <typename F>
+  void for_each(F f) const {
+    for (const Delivery& d : entries_) f(d);
+  }
+
   void clear();
   size_t size() const { return entries_.size(); }
   size_t bytes() const { return bytes_; }

@@ -50,6 +50,8 @@ class ReplyTracker {
 
   size_t size() const { return waits_.size(); }
   size_t count_for(ConnId caller) const;
+  // Every wait in registration order (a snapshot adds them back in it).
+  std::vector<PendingReply> in_order() const;
 
  private:
   using Key = std::tuple<ConnId, ConnId, uint64_t>;  // caller, callee, cookie

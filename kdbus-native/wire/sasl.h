@@ -7,6 +7,11 @@
 #include <string>
 #include <vector>
 
+namespace snap {
+class Writer;
+class Reader;
+}  // namespace snap
+
 namespace wire {
 
 struct SaslConfig {
@@ -38,6 +43,11 @@ class SaslServer {
   bool unix_fd_negotiated() const { return unix_fd_; }
   bool anonymous() const { return anonymous_; }
   uid_t authorized_uid() const { return uid_; }  // (uid_t)-1 for ANONYMOUS
+
+  // Handover: where the exchange stands (sasl_snapshot.cc). load() goes into
+  // a server made with the same configuration.
+  void save(snap::Writer& w) const;
+  void load(snap::Reader& r);
 
  private:
   enum class Phase { WaitingForAuth, WaitingForData, WaitingForBegin };

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "../../kdbus-native/engine/bus.h"
+#include "../../kdbus-native/engine/snapshot.h"
 #include "describe.h"
 
 using namespace kdbus;
@@ -558,11 +560,11 @@ std::string errname(int e) {
 
 class Run {
  public:
-  Run(uint64_t seed, bool verbose) : rng_(seed), seed_(seed), verbose_(verbose), bus_(&null_) {
+  Run(uint64_t seed, bool verbose) : rng_(seed), seed_(seed), verbose_(verbose), bus_(std::make_unique<Bus>(&null_)) {
     BusLimits l;
     l.max_pending_replies = kMaxWaits;
     l.max_queued_messages = kMaxQueue;
-    bus_.set_limits(l);
+    bus_->set_limits(l);
   }
 
   // False at the first disagreement.
@@ -583,6 +585,7 @@ class Run {
     if (op < 95) return op_recv();
     if (op < 96) return op_become_monitor();
     if (op < 97) return op_show_unobserved();
+    if (op < 98) return op_snapshot();
     return op_list();
   }
 
@@ -591,7 +594,7 @@ class Run {
       Entry e;
       Delivery d;
       while (true) {
-        int me = model_.recv(id, false, false, 0, e), be = bus_.recv(id, 0, 0, d);
+        int me = model_.recv(id, false, false, 0, e), be = bus_->recv(id, 0, 0, d);
         if (!agree("final recv " + unique_name(id), me, be)) return false;
         if (me != 0) break;
         if (!same_entry(e, d)) return false;
@@ -650,23 +653,23 @@ class Run {
       p.flags = kHelloActivator;
       p.activator_name = name;
       int m = model_.hello_activator(me, name);
-      int b = bus_.hello(std::move(p), be);
+      int b = bus_->hello(std::move(p), be);
       return agree("hello activator " + name, m, b) && (m != 0 || agree_text("hello id", unique_name(me), unique_name(be)));
     }
     const bool monitor = rng_() % 8 == 0;
     HelloParams p;
     if (monitor) p.flags = kHelloMonitor;
     int m = model_.hello(me, monitor);
-    int b = bus_.hello(std::move(p), be);
+    int b = bus_->hello(std::move(p), be);
     return agree(monitor ? "hello monitor" : "hello", m, b) && agree_text("hello id", unique_name(me), unique_name(be));
   }
   bool op_disconnect() {
     ConnId id = any_id();
-    return agree("disconnect " + unique_name(id), model_.disconnect(id), bus_.disconnect(id));
+    return agree("disconnect " + unique_name(id), model_.disconnect(id), bus_->disconnect(id));
   }
   bool op_byebye() {
     ConnId id = any_id();
-    return agree("byebye " + unique_name(id), model_.byebye(id), bus_.byebye(id));
+    return agree("byebye " + unique_name(id), model_.byebye(id), bus_->byebye(id));
   }
   bool op_acquire() {
     ConnId id = any_id();
@@ -675,13 +678,13 @@ class Run {
     uint64_t mf = 0, bf = 0;
     const std::string what = "acquire " + unique_name(id) + " " + name + " flags " + std::to_string(flags);
     int m = model_.acquire(id, name, flags, mf);
-    int b = bus_.name_acquire(id, name, flags, bf);
+    int b = bus_->name_acquire(id, name, flags, bf);
     return agree(what, m, b) && agree_text(what + " return flags", std::to_string(mf), std::to_string(bf));
   }
   bool op_release() {
     ConnId id = any_id();
     std::string name = kNames[rng_() % 3];
-    return agree("release " + unique_name(id) + " " + name, model_.release(id, name), bus_.name_release(id, name));
+    return agree("release " + unique_name(id) + " " + name, model_.release(id, name), bus_->name_release(id, name));
   }
   bool op_match_add() {
     ConnId id = any_id();
@@ -706,14 +709,14 @@ class Run {
       return false;
     }
     const std::string what = "match_add " + unique_name(id) + " " + std::to_string(cookie) + " " + r.text();
-    return agree(what, model_.match_add(id, cookie, r), bus_.match_add(id, cookie, std::move(mr)));
+    return agree(what, model_.match_add(id, cookie, r), bus_->match_add(id, cookie, std::move(mr)));
   }
   bool op_match_remove() {
     ConnId id = any_id();
     if (model_.is_monitor(id)) return true;
     const uint64_t cookie = 1 + rng_() % 3;
     return agree("match_remove " + unique_name(id) + " " + std::to_string(cookie), model_.match_remove(id, cookie),
-                 bus_.match_remove(id, cookie));
+                 bus_->match_remove(id, cookie));
   }
   bool op_call() {
     ConnId from = any_id();
@@ -749,7 +752,7 @@ class Run {
     const uint64_t next_cookie = model_.conns.count(from) ? model_.conns[from].next_cookie : 1;
     m->cookie = next_cookie;
     int mr = model_.call(from, dst_id, by_name, expect, no_auto_start, prio, deadline, cookie);
-    int br = bus_.send(from, m);
+    int br = bus_->send(from, m);
     return agree(what, mr, br);
   }
   bool op_reply() {
@@ -770,7 +773,7 @@ class Run {
     uint64_t cookie = 0;
     const std::string what = "reply " + unique_name(from) + " -> " + unique_name(to) + " r=" + std::to_string(rc);
     int mr = model_.reply(from, to, rc, cookie);
-    int br = bus_.send(from, m);
+    int br = bus_->send(from, m);
     return agree(what, mr, br);
   }
   bool op_signal() {
@@ -791,11 +794,11 @@ class Run {
     m->cookie = model_.conns.count(from) ? model_.conns[from].next_cookie : 1;
     uint64_t cookie = 0;
     const std::string what = "signal " + unique_name(from) + " " + s.member + " " + s.path + " arg0=" + s.arg0.value_or("-");
-    return agree(what, model_.signal(from, s, cookie), bus_.send(from, m));
+    return agree(what, model_.signal(from, s, cookie), bus_->send(from, m));
   }
   bool op_expire() {
     now_ += rng_() % 120;
-    const int m = model_.expire(now_), b = bus_.expire_replies(now_);
+    const int m = model_.expire(now_), b = bus_->expire_replies(now_);
     say("expire at " + std::to_string(now_) + " -> " + std::to_string(b));
     return agree_text("expire at " + std::to_string(now_), std::to_string(m), std::to_string(b));
   }
@@ -808,28 +811,51 @@ class Run {
     Delivery d;
     const std::string what = "recv " + unique_name(id) + (peek ? " peek" : "") + (prio ? " prio<=" + std::to_string(bound) : "");
     int m = model_.recv(id, peek, prio, bound, e);
-    int b = bus_.recv(id, flags, bound, d);
+    int b = bus_->recv(id, flags, bound, d);
     if (!agree(what, m, b)) return false;
     return m != 0 || same_entry(e, d);
   }
   bool op_become_monitor() {
     ConnId id = any_id();
-    return agree("become_monitor " + unique_name(id), model_.become_monitor(id), bus_.become_monitor(id, {}));
+    return agree("become_monitor " + unique_name(id), model_.become_monitor(id), bus_->become_monitor(id, {}));
   }
   bool op_show_unobserved() {
     ConnId id = any_id();
     int m = model_.conns.count(id) ? 0 : ENXIO;
     if (m == 0) model_.show_unobserved(id);
-    return agree("show_unobserved " + unique_name(id), m, bus_.show_unobserved(id));
+    return agree("show_unobserved " + unique_name(id), m, bus_->show_unobserved(id));
   }
+  // A handover: the engine is saved and loaded into a fresh bus, which
+  // must go on exactly as the model does.
+  bool op_snapshot() {
+    say("snapshot");
+    snap::Writer w;
+    const size_t at = snap::begin_envelope(w, "model");
+    bus_->save(w, nullptr);
+    snap::seal(w, at);
+    auto fresh = std::make_unique<Bus>(&null_);
+    try {
+      std::string writer;
+      snap::Reader r = snap::open_envelope(w.buffer().data(), w.buffer().size(), &w.fds(), writer);
+      uint32_t tag = 0;
+      snap::Reader body(nullptr, 0);
+      if (!r.next_section(tag, body) || tag != snap::tag("ENGN")) return agree_text("snapshot", "ENGN", "no engine section");
+      fresh->load(body, nullptr);
+    } catch (const snap::FormatError& e) {
+      return agree_text("snapshot", "loaded", e.what());
+    }
+    bus_ = std::move(fresh);
+    return true;
+  }
+
   bool op_list() {
     std::vector<NameOwnerInfo> v;
-    bus_.list(kListUnique | kListNames | kListQueued | kListActivators, v);
+    bus_->list(kListUnique | kListNames | kListQueued | kListActivators, v);
     std::string engine, model;
     for (const NameOwnerInfo& i : v) engine += i.name + " " + unique_name(i.id) + " " + std::to_string(i.flags) + "; ";
     for (const std::string& s : model_.listing()) model += s + "; ";
     if (!agree_text("list", model, engine)) return false;
-    const BusStats st = bus_.stats();
+    const BusStats st = bus_->stats();
     size_t rules = 0;
     for (auto& [id, c] : model_.conns) rules += c.rules.size();
     const std::string ms = std::to_string(model_.conns.size()) + " conns, " + std::to_string(model_.names.size()) +
@@ -845,7 +871,7 @@ class Run {
   Model model_;
   std::deque<std::string> arena_;  // strings message views point at; outlives the bus
   Null null_;
-  Bus bus_;
+  std::unique_ptr<Bus> bus_;
 };
 
 }  // namespace
