@@ -34,6 +34,8 @@ export interface RunningBus {
   freeze(): Frozen;
   /** Resumes after a handover that did not happen. */
   thaw(): void;
+  /** A successor has the sockets: nothing of theirs may be removed on the way out. */
+  abandon(): void;
   activationSnapshot(): ActivationSnapshot;
   adoptActivation(s: ActivationSnapshot): void;
 }
@@ -92,6 +94,14 @@ export function startBus(opts: BusOptions): RunningBus {
     const restore = handoverNative.restore;
     if (restore === undefined) throw new Error('this build of the addon cannot restore a bus');
     bus = restore(opts.restore.state, opts.restore.fds, busOptions);
+    // The restored bus works on duplicates: the descriptors handed over are closed.
+    for (const fd of opts.restore.fds) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // one descriptor listed twice
+      }
+    }
     addresses.push(...opts.restore.addresses);
   } else {
     bus = new native.Bus(busOptions);
@@ -175,6 +185,9 @@ export function startBus(opts: BusOptions): RunningBus {
     },
     thaw() {
       (bus as FreezableBus).thaw?.call(bus);
+    },
+    abandon() {
+      (bus as FreezableBus).abandon?.call(bus);
     },
     activationSnapshot: () => activation?.snapshot() ?? { environment: {}, pending: [] },
     adoptActivation: (s) => activation?.adopt(s),

@@ -88,8 +88,10 @@ export function takeInheritedState(): Container | undefined {
  */
 export function checkHandoverState(fd: number): number {
   try {
-    const { control } = decodeContainer(handoverNative.readFd(fd));
+    const { control, native } = decodeContainer(handoverNative.readFd(fd));
     if (typeof handoverNative.restore !== 'function') throw new Error('this build of the addon cannot restore a bus');
+    const refused = native.length > 0 ? handoverNative.checkState?.(native) : null;
+    if (refused) throw new Error(refused);
     const config = loadConfig(control.options.configFile);
     compilePolicy(config, { warn: () => undefined });
     return 0;
@@ -149,7 +151,11 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
   let wasFrozen = false;
   serviceManager.reloading();
   try {
-    const why = await runCheck(encodeContainer({ control: controlState(p), native: Buffer.alloc(0) }));
+    // The probe carries a real native state (frozen and thawed at once) so the
+    // new program checks the format it will have to read.
+    const probe = p.bus.freeze();
+    p.bus.thaw();
+    const why = await runCheck(encodeContainer({ control: controlState(p), native: probe.state }));
     if (why !== undefined) {
       log.warn(`Not upgrading in place: the new program cannot resume this bus: ${why}`);
       return;
@@ -248,6 +254,7 @@ export function listenForSuccessor(p: ServingProcess, path: string): void {
       why = (e as Error).message;
     }
     if (word === 'ok') {
+      p.bus.abandon();
       log.info(`Handed the bus over to pid ${peer.pid}`);
       // The pid file is the successor's now, the sockets are shared: leave without cleaning up.
       p.pidFile?.forget();

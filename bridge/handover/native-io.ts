@@ -15,6 +15,8 @@ export interface FreezableBus extends NativeBus {
   freeze?(): Frozen;
   /** Resumes after a handover that did not happen. */
   thaw?(): void;
+  /** A successor has the sockets: shutting this bus down must not remove their files. */
+  abandon?(): void;
 }
 
 export interface FdWatch {

@@ -1,5 +1,5 @@
 import { ChildProcess } from 'child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Message } from 'dbus-next';
@@ -81,6 +81,8 @@ test('a failed in-place upgrade loses nothing, and says why', async () => {
 test('a successor that cannot take over leaves the bus serving', async () => {
   const socket = join(dir, 'handover');
   const bus = await startBus([`--handover-socket=${socket}`]);
+  // Bound once the bus serves, just after it printed its address.
+  expect(await until(() => existsSync(socket), 10000)).toBe(true);
   // Private to the bus's user.
   expect(statSync(socket).mode & 0o777).toBe(0o600);
   const a = await client(bus.address);
@@ -165,12 +167,19 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     const big = marshall({ type: 1, serial: 2, destination: 'org.example.Echo', path: '/', interface: 'org.example.Echo', member: 'Echo', signature: 'ay', body: [Buffer.alloc(1 << 20, 7)] });
     halfWay.write(big.subarray(0, big.length >> 1));
     // A call nobody answers: its NoReply must come at its deadline (8 s), handovers or not.
-    const silent = await client(address);
-    await callDriver(silent.bus, 'RequestName', 'su', ['org.example.Silent', 4]);
+    // A raw client: dbus-next would answer the call itself (UnknownMethod).
+    const silent = await RawClient.open(address);
+    await silent.authenticate();
+    silent.write(marshall({ type: 1, serial: 1, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello' }));
+    silent.write(marshall({ type: 1, serial: 2, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'RequestName', signature: 'su', body: ['org.example.Silent', 4] }));
+    await silent.readMessage();
+    await silent.readMessage();
     const sentAt = Date.now();
     const noReply = echo.caller.bus
       .call(new Message({ destination: 'org.example.Silent', path: '/', interface: 'org.example.Silent', member: 'Never' }))
       .then(() => ({ type: 'answered', at: Date.now() }), (e: { type?: string }) => ({ type: e.type ?? 'error', at: Date.now() }));
+    // The monitor has seen every name taken so far before the count starts.
+    await until(() => ['Echo', 'Py', 'Silent'].every((n) => monitored.includes(`org.example.${n}`)), 10000);
     const before = nameChanges();
     const pids = new Set<number>();
     for (let i = 0; i < HANDOVERS; i++) {
@@ -211,6 +220,7 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     await py.stop();
     halfWay.destroy();
     midSasl.destroy();
+    silent.destroy();
     const answered = await echo.calls();
     expect(answered).toEqual(answered.map((_, i) => i));
     expect(answered.length).toBeGreaterThan(HANDOVERS);
