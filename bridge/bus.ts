@@ -6,10 +6,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from './config';
 import type { BusConfig } from './config/types';
-import { Activation } from './activation/manager';
+import { Activation, ActivationSnapshot } from './activation/manager';
+import { FreezableBus, Frozen, handoverNative, missingNative } from './handover/native-io';
 import { Driver } from './driver/driver';
 import { log } from './log';
-import { native, NativeBus } from './native';
+import { native, NativeBus, NativeBusOptions } from './native';
 import type { Handoff } from './handoff';
 import { compilePolicy } from './policy';
 import { serviceManager } from './service-manager';
@@ -21,12 +22,25 @@ export interface BusOptions {
   systemdActivation: boolean;
   /** Sockets the launcher already listens on: served instead of `addresses`. */
   handoff?: Handoff;
+  /** Resume a bus handed over: its native state and descriptors, GUID and addresses. */
+  restore?: { state: Buffer; fds: number[]; guid: string; addresses: string[] };
 }
 
 export interface RunningBus {
   addresses: string[];
+  guid: string;
   reload(config: BusConfig): void;
   stop(): void;
+  /** Why this build cannot hand the bus over, or undefined. */
+  handoverUnsupported(): string | undefined;
+  /** Stops every native I/O and returns the native state (see bridge/handover). */
+  freeze(): Frozen;
+  /** Resumes after a handover that did not happen. */
+  thaw(): void;
+  /** A successor has the sockets: nothing of theirs may be removed on the way out. */
+  abandon(): void;
+  activationSnapshot(): ActivationSnapshot;
+  adoptActivation(s: ActivationSnapshot): void;
 }
 
 function machineId(): string {
@@ -60,13 +74,13 @@ function createRuntimeServiceDir(config: BusConfig): void {
 }
 
 export function startBus(opts: BusOptions): RunningBus {
-  const guid = opts.handoff?.guid ?? randomBytes(16).toString('hex');
+  const guid = opts.restore?.guid ?? opts.handoff?.guid ?? randomBytes(16).toString('hex');
   let config = opts.config;
   let driver: Driver | undefined;
   let activation: Activation | undefined;
   const addresses: string[] = [];
   const machine = machineId();
-  const bus: NativeBus = new native.Bus({
+  const busOptions: NativeBusOptions = {
     guid,
     machineId: machine,
     allowAnonymous: config.allowAnonymous,
@@ -77,7 +91,24 @@ export function startBus(opts: BusOptions): RunningBus {
     onActivate: (name, trigger) => activation?.activationNeeded(name, trigger),
     onDenied: (text) => log.security(text),
     onMonitorClosed: (name) => log.info(`Monitoring connection ${name} closed.`),
-  });
+  };
+  let bus: NativeBus;
+  if (opts.restore !== undefined) {
+    const restore = handoverNative.restore;
+    if (restore === undefined) throw new Error('this build of the addon cannot restore a bus');
+    bus = restore(opts.restore.state, opts.restore.fds, busOptions);
+    // The restored bus works on duplicates: the descriptors handed over are closed.
+    for (const fd of opts.restore.fds) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // one descriptor listed twice
+      }
+    }
+    addresses.push(...opts.restore.addresses);
+  } else {
+    bus = new native.Bus(busOptions);
+  }
   activation = new Activation({
     native: bus,
     busType: () => config.type,
@@ -87,6 +118,10 @@ export function startBus(opts: BusOptions): RunningBus {
     systemdActivation: opts.systemdActivation,
     log,
     servicesChanged: () => driver?.activatableServicesChanged(),
+    waiterFor: (r) => {
+      if (driver === undefined) throw new Error('no driver');
+      return driver.startReplyWaiter(r);
+    },
   });
   driver = new Driver({
     native: bus,
@@ -124,7 +159,9 @@ export function startBus(opts: BusOptions): RunningBus {
 
   try {
     bus.setPolicy(compilePolicy(config, { warn: log.warn }));
-    if (opts.handoff) {
+    if (opts.restore !== undefined) {
+      bus.setLimits(config.limits);
+    } else if (opts.handoff) {
       for (const l of opts.handoff.listeners) {
         bus.adopt(l.fd, l.address);
         addresses.push(l.address);
@@ -133,10 +170,11 @@ export function startBus(opts: BusOptions): RunningBus {
       for (const a of opts.addresses) addresses.push(...bus.listen(a));
     }
   } catch (e) {
-    bus.shutdown();
+    // A restored bus's sockets are still the old process's too: never shut them down here.
+    if (opts.restore === undefined) bus.shutdown();
     throw e;
   }
-  createRuntimeServiceDir(config);
+  if (opts.restore === undefined) createRuntimeServiceDir(config);
   activation.reload(config.serviceDirs);
   return {
     addresses,
@@ -149,5 +187,20 @@ export function startBus(opts: BusOptions): RunningBus {
     stop() {
       bus.shutdown();
     },
+    guid,
+    handoverUnsupported: () => missingNative(bus),
+    freeze() {
+      const f = (bus as FreezableBus).freeze;
+      if (f === undefined) throw new Error(missingNative(bus));
+      return f.call(bus);
+    },
+    thaw() {
+      (bus as FreezableBus).thaw?.call(bus);
+    },
+    abandon() {
+      (bus as FreezableBus).abandon?.call(bus);
+    },
+    activationSnapshot: () => activation?.snapshot() ?? { environment: {}, pending: [] },
+    adoptActivation: (s) => activation?.adopt(s),
   };
 }

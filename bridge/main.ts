@@ -16,6 +16,8 @@ import { startBus, RunningBus } from './bus';
 import { preloadCodec } from './driver/codec';
 import { introspectXml } from './driver/introspect';
 import { serviceManager, takeNotifySocket } from './service-manager';
+import { checkHandoverState, listenForSuccessor, receiveBus, ServingProcess, splitHandoverArgs, takeInheritedState, upgradeInPlace } from './handover';
+import type { Container } from './handover/format';
 
 function packageVersion(): string {
   // Compiled code lives one directory deeper than the sources; look upwards.
@@ -109,6 +111,17 @@ class PidFile {
     this.written = true;
   }
 
+  /** A pid file the bus this one replaces wrote: ours to remove now; `rewrite` puts our pid in. */
+  adopt(rewrite: boolean): void {
+    if (rewrite) fs.writeFileSync(this.file, `${process.pid}\n`, { mode: 0o644 });
+    this.written = true;
+  }
+
+  /** Handed to a successor: no longer ours to remove. */
+  forget(): void {
+    this.written = false;
+  }
+
   remove(): void {
     if (!this.written) return;
     this.written = false;
@@ -164,7 +177,29 @@ function descriptorsForChild(options: CliOptions): number[] {
   return fds;
 }
 
-function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined): void {
+/** What a handover needs to carry on, beyond what run() already has. */
+interface HandoverStart {
+  argv: string[];
+  handoverSocket?: string;
+  /** The state to resume from (in place, or received over --take-over's socket). */
+  resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
+}
+
+// SIGUSR2 would end the process until the bus serves (its default action):
+// one that comes while a resumed bus starts up is kept for when it can act.
+let earlyUpgrade = false;
+const onEarlyUpgrade = (): void => {
+  earlyUpgrade = true;
+};
+process.on('SIGUSR2', onEarlyUpgrade);
+
+function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined, serving?: ServingProcess): void {
+  if (serving !== undefined) {
+    process.off('SIGUSR2', onEarlyUpgrade);
+    process.on('SIGUSR2', () => void upgradeInPlace(serving));
+    if (earlyUpgrade) setImmediate(() => void upgradeInPlace(serving));
+    if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
+  }
   let config: BusConfig | undefined;
   const quit = (): void => {
     try {
@@ -196,7 +231,75 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
   process.on('exit', () => pidFile?.remove());
 }
 
-async function run(options: CliOptions): Promise<number> {
+/**
+ * Resumes a bus handed over: its sockets and engine come restored, the
+ * configuration is read again, nothing is bound or printed again but the
+ * pid (a new process).
+ */
+function resume(options: CliOptions, start: HandoverStart & { resume: NonNullable<HandoverStart['resume']> }): number {
+  const { container, fds, confirm } = start.resume;
+  const control = container.control;
+  const inPlace = confirm === undefined;
+  configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
+  if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
+  takeNotifySocket();
+  let bus: RunningBus;
+  let config: BusConfig;
+  try {
+    config = loadConfig(options.configFile, { warn: log.warn });
+    configureLog({ prefix: busLogPrefix(config.type) });
+    bus = startBus({
+      config,
+      configPath: options.configFile,
+      addresses: [],
+      systemdActivation: options.systemdActivation,
+      restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses },
+    });
+    bus.adoptActivation(control.activation);
+  } catch (e) {
+    const text = `Failed to resume the message bus: ${(e as Error).message}`;
+    confirm?.(false, text);
+    log.error(text);
+    return 1;
+  }
+  const pidPath = inPlace ? control.pidFile : options.writePidfile ? config.pidfile ?? control.pidFile : undefined;
+  const pidFile = pidPath !== undefined ? new PidFile(pidPath) : undefined;
+  try {
+    pidFile?.adopt(!inPlace);
+  } catch (e) {
+    log.warn(`Unable to write the pid file ${pidPath}: ${(e as Error).message}`);
+  }
+  confirm?.(true);
+  if (!inPlace) {
+    // A new process: its pid, where asked (the address is the old one's and already known).
+    try {
+      printStartupInfo({ ...options, printAddressFd: undefined }, bus.addresses[0]);
+    } catch (e) {
+      log.warn((e as Error).message);
+    }
+  }
+  const serving: ServingProcess = {
+    bus,
+    argv: start.argv,
+    options,
+    notifySocket: process.env.NOTIFY_SOCKET,
+    pidFile,
+    daemonized: control.daemonized,
+    handoverSocket: start.handoverSocket,
+  };
+  installSignals(bus, options, pidFile, serving);
+  serviceManager.ready();
+  log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
+  setImmediate(preloadCodec);
+  return -1;
+}
+
+async function run(options: CliOptions, start: HandoverStart = { argv: [] }): Promise<number> {
+  if (start.resume !== undefined) {
+    // In place, the file the bus was started with: a daemonized bus has moved to / since.
+    const configFile = start.resume.confirm === undefined ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
+    return resume({ ...options, configFile }, { ...start, resume: start.resume });
+  }
   const readyFd = takeReadyFd();
   const isChild = readyFd !== undefined;
   options = { ...options, configFile: resolveConfigFile(options.configFile) };
@@ -235,6 +338,8 @@ async function run(options: CliOptions): Promise<number> {
   }
 
   // Only the process that serves reports to the service manager.
+  const notifySocket = process.env.NOTIFY_SOCKET;
+  const notifySocketOf = (): string | undefined => (notifySocket !== '' ? notifySocket : undefined);
   takeNotifySocket();
   configureLog({ prefix: busLogPrefix(config.type) });
   if (isChild && !config.keepUmask) process.umask(0o022);
@@ -273,7 +378,16 @@ async function run(options: CliOptions): Promise<number> {
     reportToParent(readyFd, { ok: true });
   }
 
-  installSignals(bus, options, pidFile);
+  const serving: ServingProcess = {
+    bus,
+    argv: start.argv,
+    options,
+    notifySocket: notifySocketOf(),
+    pidFile,
+    daemonized: isChild,
+    handoverSocket: start.handoverSocket,
+  };
+  installSignals(bus, options, pidFile, serving);
   if (handoff) dismissSweeper(handoff);
   serviceManager.ready();
   // What calls to the bus need, loaded once the bus is announced.
@@ -284,7 +398,28 @@ async function run(options: CliOptions): Promise<number> {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const result = parseCommandLine(argv);
+  const ho = splitHandoverArgs(argv);
+  if (ho.checkState !== undefined) return checkHandoverState(ho.checkState);
+  // Before anything is spawned: the state's descriptor is ours alone.
+  let resumeFrom: HandoverStart['resume'];
+  try {
+    const inherited = takeInheritedState();
+    if (inherited !== undefined) resumeFrom = { container: inherited, fds: inherited.control.fds ?? [] };
+    else if (ho.takeOver !== undefined) resumeFrom = receiveBus(ho.takeOver);
+  } catch (e) {
+    log.error(`Failed to take the bus over: ${(e as Error).message}`);
+    return 1;
+  }
+  let result = parseCommandLine(ho.rest);
+  // A successor may leave the configuration to the bus it takes over.
+  if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {
+    result = parseCommandLine([...ho.rest, `--config-file=${resumeFrom.container.control.options.configFile}`]);
+  }
+  if (resumeFrom !== undefined && result.kind !== 'run') {
+    resumeFrom.confirm?.(false, 'bad command line');
+    if (result.kind === 'error' && result.message !== undefined) fs.writeSync(2, `${result.message}\n`);
+    return 1;
+  }
   switch (result.kind) {
     case 'help':
       fs.writeSync(2, `${USAGE}\n`);
@@ -300,7 +435,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (result.usage) fs.writeSync(2, `${USAGE}\n`);
       return 1;
     case 'run':
-      return run(result.options);
+      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom });
   }
 }
 

@@ -660,6 +660,7 @@ namespace bridge {
 void register_syslog(Napi::Env env, Napi::Object exports);
 void register_notify(Napi::Env env, Napi::Object exports);
 void register_inherited(Napi::Env env, Napi::Object exports);
+void register_fdpass(Napi::Env env, Napi::Object exports);
 }  // namespace bridge
 
 namespace {
@@ -707,6 +708,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bridge::register_syslog(env, exports);
   bridge::register_notify(env, exports);
   bridge::register_inherited(env, exports);
+  bridge::register_fdpass(env, exports);
   return exports;
 }
 

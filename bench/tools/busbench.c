@@ -18,11 +18,14 @@
  *   connect ADDR SECS PID                      connect+SASL+Hello+close loop
  *   hold    ADDR NCONNS NRULES                 idle clients/rules until stdin EOF
  *   storm   ADDR NCLIENTS NCALLS DEST PID      RequestName+AddMatch+calls at once
+ *   pause   ADDR DEST SECS PID                 serial calls; SIGUSR2 to PID (an in-place
+ *                                              upgrade) at SECS/3; the longest gap between replies
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -772,6 +775,52 @@ static int mode_hold(char **a) {
     return 0;
 }
 
+/* The pause a handover causes: the longest time no reply arrives in a
+ * serial ping-pong, before the signal (the noise floor) and after it. */
+static int mode_pause(char **a) {
+    const char *dest = a[1];
+    double secs = atof(a[2]);
+    long pid = atol(a[3]);
+    conn_t c = {0};
+    conn_open(&c, 0);
+    out_msg_t call = {.type = T_CALL, .path = "/org/bench/Echo", .iface = "org.bench.Echo", .member = "Ping",
+                      .dest = dest};
+    conn_t *cs[1] = {&c};
+    double t0 = now(), last = t0, gap_before = 0, gap_after = 0;
+    int signalled = 0, pending = 0;
+    long calls = 0;
+    for (;;) {
+        if (!pending) {
+            send_msg(&c, call);
+            pending = 1;
+        }
+        if (pump(cs, 1, 1000) < 0) die("bus closed the connection");
+        in_msg_t m;
+        while (next_msg(&c, &m)) {
+            if (m.type == T_ERROR) die("call failed: %s", m.errname ? m.errname : "?");
+            if (m.type != T_RETURN) continue;
+            pending = 0;
+            calls++;
+            double t = now();
+            if (signalled) {
+                if (t - last > gap_after) gap_after = t - last;
+            } else if (t - last > gap_before) {
+                gap_before = t - last;
+            }
+            last = t;
+        }
+        double t = now();
+        if (!signalled && t - t0 >= secs / 3) {
+            if (kill((pid_t)pid, SIGUSR2) < 0) die("kill %ld: %s", pid, strerror(errno));
+            signalled = 1;
+        }
+        if (t - t0 >= secs) break;
+    }
+    printf("{\"calls\":%ld,\"max_gap_before_ms\":%.3f,\"max_gap_ms\":%.3f}\n", calls, gap_before * 1e3,
+           gap_after * 1e3);
+    return 0;
+}
+
 /* Storm client steps: 0 SASL, 1 Hello, 2 RequestName, 3 AddMatch, 4 calls, 5 done */
 static int mode_storm(char **a) {
     int nclients = atoi(a[1]);
@@ -866,7 +915,7 @@ int main(int argc, char **argv) {
     } modes[] = {{"echo", 2, mode_echo},       {"calls", 6, mode_calls}, {"unicast", 5, mode_unicast},
                  {"fanout", 6, mode_fanout},   {"fanout-spread", 7, mode_fanout_spread},
                  {"connect", 3, mode_connect}, {"hold", 3, mode_hold},
-                 {"storm", 5, mode_storm}};
+                 {"storm", 5, mode_storm},     {"pause", 4, mode_pause}};
     if (argc >= 2) {
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
             if (strcmp(argv[1], modes[i].name) == 0) {

@@ -15,6 +15,7 @@ import { ExecLineError, splitExecLine } from './argv';
 import { CANNOT_SWITCH_USER_ERROR, helperExitError, NO_USER_ERROR } from './helper';
 import { loadServiceFiles, ServiceEntry } from './servicefiles';
 import { lookupAccount } from './users';
+import { FdWatch, handoverNative } from '../handover/native-io';
 
 const ERR = 'org.freedesktop.DBus.Error.';
 const BUS_NAME = 'org.freedesktop.DBus';
@@ -29,7 +30,32 @@ export interface ActivationError {
 }
 
 /** Told once how a start ended: undefined when the service took its name. */
-export type StartWaiter = (error?: ActivationError) => void;
+export type StartWaiter = ((error?: ActivationError) => void) & {
+  /** The StartServiceByName call it answers, so a handover can carry it across. */
+  replyTo?: ReplyTo;
+};
+
+export interface ReplyTo {
+  sender: string;
+  serial: number;
+  flags: number;
+}
+
+/** What a handover carries across of the starts under way (docs/handover.md). */
+export interface ActivationSnapshot {
+  environment: Record<string, string>;
+  pending: {
+    name: string;
+    requester: string;
+    /** The process started for it, still to be reaped. */
+    pid?: number;
+    /** CLOCK_MONOTONIC nanoseconds at which the start times out. */
+    deadlineNs?: string;
+    waiters: ReplyTo[];
+  }[];
+  /** Service processes still running whose exit this process must reap. */
+  children?: number[];
+}
 
 export interface ActivationContext {
   native: NativeBus;
@@ -43,6 +69,8 @@ export interface ActivationContext {
   log: { info(m: string): void; warn(m: string): void };
   /** The set of activatable names changed on a reload. */
   servicesChanged(): void;
+  /** The waiter that answers a StartServiceByName call carried across a handover. */
+  waiterFor?(replyTo: ReplyTo): StartWaiter;
 }
 
 interface PendingStart {
@@ -51,7 +79,10 @@ interface PendingStart {
   requester: string;
   waiters: StartWaiter[];
   child?: ChildProcess;
+  /** A child adopted across a handover, watched through its pidfd. */
+  adopted?: { pid: number; fd: number; watch: FdWatch };
   timer?: NodeJS.Timeout;
+  deadlineNs?: bigint;
 }
 
 const ERRNO_TEXT: Record<string, string> = {
@@ -66,6 +97,8 @@ export class Activation {
   private readonly pending = new Map<string, PendingStart>();
   private readonly environment: Record<string, string> = {};
   private loaded = false;
+  /** Every service process still running, started by this bus or the one it replaced. */
+  private readonly children = new Set<number>();
 
   constructor(private readonly ctx: ActivationContext) {}
 
@@ -83,7 +116,8 @@ export class Activation {
     for (const name of next.keys()) {
       if (this.entries.has(name)) continue;
       const rc = this.ctx.native.addActivator(name);
-      if (rc < 0) this.ctx.log.warn(`Unable to make ${name} activatable (errno ${-rc})`);
+      // EEXIST: a bus resumed after a handover has its activators already.
+      if (rc < 0 && rc !== -17) this.ctx.log.warn(`Unable to make ${name} activatable (errno ${-rc})`);
     }
     // A start already under way keeps the entry it began with.
     this.entries = next;
@@ -148,11 +182,7 @@ export class Activation {
       });
       return true;
     }
-    p.timer = setTimeout(() => {
-      p.child?.kill('SIGKILL');
-      this.ctx.log.info(`Failed to activate service '${name}': timed out`);
-      this.finish(name, { name: `${ERR}TimedOut`, message: `Activation of ${name} timed out` });
-    }, this.ctx.limits().service_start_timeout);
+    this.arm(name, p, this.ctx.limits().service_start_timeout);
     if (this.ctx.systemdActivation && name === SYSTEMD_NAME) return true;  // it comes on its own
     if (this.ctx.systemdActivation && entry.systemdService !== undefined) {
       this.requestFromSystemd(name, entry.systemdService, p.requester);
@@ -160,6 +190,92 @@ export class Activation {
     }
     this.spawnService(name, p);
     return true;
+  }
+
+  private arm(name: string, p: PendingStart, ms: number): void {
+    p.deadlineNs = process.hrtime.bigint() + BigInt(Math.max(0, Math.round(ms))) * 1000000n;
+    p.timer = setTimeout(() => {
+      p.child?.kill('SIGKILL');
+      if (p.adopted) process.kill(p.adopted.pid, 'SIGKILL');
+      this.ctx.log.info(`Failed to activate service '${name}': timed out`);
+      this.finish(name, { name: `${ERR}TimedOut`, message: `Activation of ${name} timed out` });
+    }, ms);
+  }
+
+  /** The starts under way, for a handover; the bus is frozen meanwhile. */
+  snapshot(): ActivationSnapshot {
+    return {
+      environment: { ...this.environment },
+      pending: [...this.pending].map(([name, p]) => ({
+        name,
+        requester: p.requester,
+        pid: p.child?.pid ?? p.adopted?.pid,
+        deadlineNs: p.deadlineNs?.toString(),
+        waiters: p.waiters.flatMap((w) => (w.replyTo ? [w.replyTo] : [])),
+      })),
+      children: [...this.children],
+    };
+  }
+
+  /**
+   * Takes over the starts of the bus this one replaces, after reload() has
+   * read the service files: same deadlines, same waiters, and its children,
+   * which Node.js cannot adopt, are watched through pidfds.
+   */
+  adopt(s: ActivationSnapshot): void {
+    Object.assign(this.environment, s.environment);
+    for (const saved of s.pending) {
+      const entry = this.entries.get(saved.name);
+      if (entry === undefined) continue;  // its file went away meanwhile; the engine's activator went with it
+      const p: PendingStart = { entry, requester: saved.requester, waiters: [] };
+      for (const r of saved.waiters) {
+        const w = this.ctx.waiterFor?.(r);
+        if (w) p.waiters.push(w);
+      }
+      this.pending.set(saved.name, p);
+      const left = saved.deadlineNs === undefined ? this.ctx.limits().service_start_timeout : Number(BigInt(saved.deadlineNs) - process.hrtime.bigint()) / 1e6;
+      this.arm(saved.name, p, Math.max(0, left));
+      if (saved.pid !== undefined) this.adoptChild(saved.name, p, saved.pid);
+    }
+    const adopted = new Set(s.pending.map((p) => p.pid));
+    for (const pid of s.children ?? []) {
+      if (adopted.has(pid)) continue;
+      const fd = handoverNative.pidfdOpen(pid);
+      if (fd >= 0) this.reapLater(pid, fd);
+    }
+  }
+
+  /** An adopted child whose start has ended: reaped once it exits, as spawn() would have. */
+  private reapLater(pid: number, fd: number): void {
+    this.children.add(pid);
+    const watch = new handoverNative.FdWatch(fd, () => {
+      if (handoverNative.pidfdStatus(fd) === null) return;
+      watch.close();
+      fs.closeSync(fd);
+      this.children.delete(pid);
+    });
+  }
+
+  private adoptChild(name: string, p: PendingStart, pid: number): void {
+    const fd = handoverNative.pidfdOpen(pid);
+    if (fd < 0) return;  // gone and reaped already: its name, or the timeout, ends the start
+    const onExit = (): void => {
+      const status = handoverNative.pidfdStatus(fd);
+      if (status === null) return;
+      watch.close();
+      fs.closeSync(fd);
+      if (this.pending.get(name) !== p) return;
+      p.adopted = undefined;
+      if (status.signal !== null && status.signal !== undefined) {
+        this.ctx.log.info(`Activated service '${name}' failed: Process ${name} received signal ${status.signal}`);
+        this.finish(name, { name: `${ERR}Spawn.ChildSignaled`, message: `Process ${name} received signal ${status.signal}` });
+      } else if (status.code !== null && status.code > 0) {
+        this.ctx.log.info(`Activated service '${name}' failed: Process ${name} exited with status ${status.code}`);
+        this.finish(name, { name: `${ERR}Spawn.ChildExited`, message: `Process ${name} exited with status ${status.code}` });
+      }
+    };
+    const watch = new handoverNative.FdWatch(fd, onExit);
+    p.adopted = { pid, fd, watch };
   }
 
   /** The name has a primary owner now: the start succeeded. */
@@ -308,6 +424,11 @@ export class Activation {
       return;
     }
     p.child = child;
+    const pid = child.pid;
+    if (pid !== undefined) {
+      this.children.add(pid);
+      child.once('exit', () => this.children.delete(pid));
+    }
     const current = () => this.pending.get(name) === p;
     child.once('error', (e: NodeJS.ErrnoException) => {
       if (!current()) return;
@@ -332,6 +453,13 @@ export class Activation {
     if (p === undefined) return;
     this.pending.delete(name);
     if (p.timer) clearTimeout(p.timer);
+    if (p.adopted) {
+      // Still running: it stays a child of this process, reaped when it exits.
+      const { fd, watch } = p.adopted;
+      watch.close();
+      this.reapLater(p.adopted.pid, fd);
+      p.adopted = undefined;
+    }
     if (error !== undefined) this.ctx.native.failActivation(name, error.name, error.message);
     for (const w of p.waiters) w(error);
   }

@@ -269,16 +269,19 @@ export class Driver {
       throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
     }
     if (this.owner(name) !== null) return { signature: 'u', body: [2] };  // DBUS_START_REPLY_ALREADY_RUNNING
-    const started = this.ctx.activation?.start(
-      name,
-      (error) => {
-        if (error) this.error(call, error.name, error.message);
-        else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
-      },
-      call.sender,
-    );
+    const started = this.ctx.activation?.start(name, this.startReplyWaiter(call), call.sender);
     if (!started) throw new DBusError(`${ERR}ServiceUnknown`, `The name ${name} was not provided by any .service files`);
     return null;
+  }
+
+  /** Answers a StartServiceByName call once its start ends; carried across a handover by replyTo. */
+  startReplyWaiter(replyTo: { sender: string; serial: number; flags: number }) {
+    const call = replyTo as DriverCall;
+    const waiter = (error?: { name: string; message: string }): void => {
+      if (error) this.error(call, error.name, error.message);
+      else this.reply(call, { signature: 'u', body: [1] });  // DBUS_START_REPLY_SUCCESS
+    };
+    return Object.assign(waiter, { replyTo: { sender: replyTo.sender, serial: replyTo.serial, flags: replyTo.flags } });
   }
 
   private updateActivationEnvironment(pairs: [string, string][]) {

@@ -1,0 +1,238 @@
+import { ChildProcess } from 'child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { Message } from 'dbus-next';
+import { native } from '../../bridge/native';
+import { daemonPath, sessionLikeConfig } from '../helpers/bus';
+import { callDriver, Client, connect } from '../helpers/client';
+import { marshall } from '../helpers/frames';
+import { run, sleep, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
+import { RawClient } from '../helpers/raw';
+import { startService, TEST_INTERFACE, TEST_PATH } from '../helpers/service';
+
+// Handing the bus over (README: "Upgrading the bus without a reboot"): in
+// place on SIGUSR2, and to another process through --handover-socket and
+// --take-over. What must hold whatever the build: a handover that cannot
+// happen loses nothing. What must hold once the addon can snapshot the bus:
+// clients of several kinds see no difference at all across many handovers.
+
+const canSnapshot = typeof (native.Bus.prototype as { freeze?: unknown }).freeze === 'function'
+  && typeof (native as unknown as { restore?: unknown }).restore === 'function';
+const HANDOVERS = Number(process.env.KDBUS_BRIDGE_HANDOVERS ?? 10);
+
+interface Bus {
+  address: string;
+  child: ChildProcess;
+  stderr: () => string;
+}
+
+let dir: string;
+let config: string;
+const clients: Client[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kdbus-bridge-handover-'));
+  config = join(dir, 'bus.conf');
+  writeFileSync(config, sessionLikeConfig(dir, '<limit name="reply_timeout">8000</limit>'));
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startBus(extra: string[] = []): Promise<Bus> {
+  const child = spawnTracked(daemonPath(), [`--config-file=${config}`, '--print-address', '--nofork', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const address = (await waitForLine(child, /^unix:/)).trim();
+  child.stdout?.resume();
+  return { address, child, stderr: () => err };
+}
+
+async function client(address: string): Promise<Client> {
+  const c = await connect(address);
+  clients.push(c);
+  return c;
+}
+
+async function ownerOf(c: Client, name: string): Promise<string> {
+  return (await callDriver(c.bus, 'GetNameOwner', 's', [name])).body[0] as string;
+}
+
+test('a failed in-place upgrade loses nothing, and says why', async () => {
+  const bus = await startBus();
+  const a = await client(bus.address);
+  await callDriver(a.bus, 'RequestName', 'su', ['org.example.Kept', 4]);
+  // The new program would not load this configuration: the old one keeps running.
+  writeFileSync(config, '<busconfig><listen>');
+  bus.child.kill('SIGUSR2');
+  expect(await until(() => /Not upgrading in place: /.test(bus.stderr()), 20000)).toBe(true);
+  expect(await ownerOf(a, 'org.example.Kept')).toBe(a.uniqueName);
+  const b = await client(bus.address);
+  expect(b.uniqueName).toBe(':1.1');
+  expect(bus.child.pid).toBeDefined();
+  await terminate(bus.child);
+});
+
+test('a successor that cannot take over leaves the bus serving', async () => {
+  const socket = join(dir, 'handover');
+  const bus = await startBus([`--handover-socket=${socket}`]);
+  // Bound once the bus serves, just after it printed its address.
+  expect(await until(() => existsSync(socket), 10000)).toBe(true);
+  // Private to the bus's user.
+  expect(statSync(socket).mode & 0o777).toBe(0o600);
+  const a = await client(bus.address);
+  await callDriver(a.bus, 'RequestName', 'su', ['org.example.Kept', 4]);
+  writeFileSync(config, '<busconfig><listen>');
+  const successor = await run(daemonPath(), [`--take-over=${socket}`], { timeoutMs: 60000 });
+  expect(successor.code).toBe(1);
+  expect(successor.stderr).toMatch(/Failed to (take the bus over|resume the message bus)/);
+  expect(await ownerOf(a, 'org.example.Kept')).toBe(a.uniqueName);
+  const b = await client(bus.address);
+  expect(b.uniqueName).toBe(':1.1');
+  expect(bus.child.exitCode).toBeNull();
+  await terminate(bus.child);
+});
+
+test('--take-over of nothing fails clearly', async () => {
+  const r = await run(daemonPath(), [`--take-over=${join(dir, 'nobody')}`], { timeoutMs: 30000 });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/Failed to take the bus over: connect .*No such file or directory/);
+});
+
+/** A service answering Echo, and a caller that checks every reply arrives exactly once, in order. */
+async function echoPair(address: string): Promise<{ service: Client; caller: Client; calls: () => Promise<number[]> }> {
+  const service = await client(address);
+  await callDriver(service.bus, 'RequestName', 'su', ['org.example.Echo', 4]);
+  service.bus.on('message', (m: Message) => {
+    if (m.type !== 1 || m.member !== 'Echo') return;
+    // The 1 MiB message of the half-way client gets an empty reply.
+    if (m.signature === 'u') service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
+    else service.bus.send(Message.newMethodReturn(m, '', []));
+  });
+  const caller = await client(address);
+  let stop = false;
+  const answered: number[] = [];
+  const loop = (async () => {
+    for (let i = 0; !stop; i++) {
+      const reply = await caller.bus.call(
+        new Message({ destination: 'org.example.Echo', path: '/', interface: 'org.example.Echo', member: 'Echo', signature: 'u', body: [i] }),
+      );
+      answered.push(reply?.body[0] as number);
+    }
+  })();
+  return {
+    service,
+    caller,
+    calls: async () => {
+      stop = true;
+      await loop;
+      return answered;
+    },
+  };
+}
+
+(canSnapshot ? describe : describe.skip)('handovers keep every client (the addon can snapshot the bus)', () => {
+  test(`${HANDOVERS} handovers in place and ${HANDOVERS} between processes`, async () => {
+    const socket = join(dir, 'handover');
+    let bus = await startBus([`--handover-socket=${socket}`]);
+    const address = bus.address;
+    const monitor = spawnTracked('dbus-monitor', ['--address', address, "type='signal',member='NameOwnerChanged',arg0namespace='org.example'"], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let monitored = '';
+    monitor.stdout?.on('data', (d: Buffer) => (monitored += d.toString()));
+    await until(() => monitored.includes('NameAcquired'), 10000);
+    const nameChanges = (): number => monitored.split('NameOwnerChanged').length - 1;
+    const echo = await echoPair(address);
+    const creds = (await callDriver(echo.caller.bus, 'GetConnectionCredentials', 's', [echo.service.uniqueName])).body;
+    // A python3-dbus service, called by a dbus-send loop that must never fail.
+    const py = await startService(address, 'org.example.Py');
+    const loop = spawnTracked('sh', ['-c',
+      `n=0; while [ ! -e ${dir}/stop ]; do dbus-send --bus=${address} --print-reply --dest=org.example.Py ${TEST_PATH} ${TEST_INTERFACE}.Echo string:x >/dev/null || exit 1; n=$((n+1)); done; echo $n`],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A client in the middle of SASL, and one half-way through a 1 MiB message.
+    const midSasl = await RawClient.open(address);
+    midSasl.write(Buffer.from([0]));
+    midSasl.write(`AUTH EXTERNAL ${Buffer.from(String(process.getuid?.() ?? 0)).toString('hex')}\r\n`);
+    expect(await midSasl.readLine()).toMatch(/^OK /);
+    const halfWay = await RawClient.open(address);
+    await halfWay.authenticate();
+    halfWay.write(marshall({ type: 1, serial: 1, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello' }));
+    await halfWay.readMessage();
+    const big = marshall({ type: 1, serial: 2, destination: 'org.example.Echo', path: '/', interface: 'org.example.Echo', member: 'Echo', signature: 'ay', body: [Buffer.alloc(1 << 20, 7)] });
+    halfWay.write(big.subarray(0, big.length >> 1));
+    // A call nobody answers: its NoReply must come at its deadline (8 s), handovers or not.
+    // A raw client: dbus-next would answer the call itself (UnknownMethod).
+    const silent = await RawClient.open(address);
+    await silent.authenticate();
+    silent.write(marshall({ type: 1, serial: 1, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello' }));
+    silent.write(marshall({ type: 1, serial: 2, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'RequestName', signature: 'su', body: ['org.example.Silent', 4] }));
+    await silent.readMessage();
+    await silent.readMessage();
+    const sentAt = Date.now();
+    const noReply = echo.caller.bus
+      .call(new Message({ destination: 'org.example.Silent', path: '/', interface: 'org.example.Silent', member: 'Never' }))
+      .then(() => ({ type: 'answered', at: Date.now() }), (e: { type?: string }) => ({ type: e.type ?? 'error', at: Date.now() }));
+    // The monitor has seen every name taken so far before the count starts.
+    await until(() => ['Echo', 'Py', 'Silent'].every((n) => monitored.includes(`org.example.${n}`)), 10000);
+    const before = nameChanges();
+    const pids = new Set<number>();
+    for (let i = 0; i < HANDOVERS; i++) {
+      bus.child.kill('SIGUSR2');
+      expect(await until(() => (bus.stderr().match(/Upgraded in place/g) ?? []).length > i, 20000)).toBe(true);
+      pids.add(bus.child.pid as number);
+    }
+    for (let i = 0; i < HANDOVERS; i++) {
+      const next = spawnTracked(daemonPath(), [`--take-over=${socket}`, `--handover-socket=${socket}`, '--print-pid'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      next.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const pid = Number((await waitForLine(next, /^\d+$/, 30000)).trim());
+      expect(pid).toBe(next.pid);
+      await until(() => bus.child.exitCode !== null, 10000);
+      expect(bus.child.exitCode).toBe(0);
+      bus = { address, child: next, stderr: () => err };
+      await sleep(20);
+    }
+    // Nobody came or went: no NameOwnerChanged for any of the names.
+    expect(nameChanges()).toBe(before);
+    // The rest of the half-written message, and the end of the SASL exchange.
+    halfWay.write(big.subarray(big.length >> 1));
+    const bigReply = await halfWay.readMessage(10000);
+    expect(bigReply).not.toBeNull();
+    midSasl.write('BEGIN\r\n');
+    midSasl.write(marshall({ type: 1, serial: 1, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello' }));
+    expect(await midSasl.readMessage(10000)).not.toBeNull();
+    const timedOut = await noReply;
+    expect(timedOut.type).toBe('org.freedesktop.DBus.Error.NoReply');
+    // The deadline crossed over: neither reset by a handover nor lost.
+    expect(timedOut.at - sentAt).toBeGreaterThanOrEqual(7900);
+    expect(timedOut.at - sentAt).toBeLessThan(11000);
+    writeFileSync(join(dir, 'stop'), '');
+    const loopOut = await waitForLine(loop, /^\d+$/, 30000);
+    expect(Number(loopOut)).toBeGreaterThan(0);
+    await py.stop();
+    halfWay.destroy();
+    midSasl.destroy();
+    silent.destroy();
+    const answered = await echo.calls();
+    expect(answered).toEqual(answered.map((_, i) => i));
+    expect(answered.length).toBeGreaterThan(HANDOVERS);
+    expect((await callDriver(echo.caller.bus, 'GetConnectionCredentials', 's', [echo.service.uniqueName])).body).toEqual(creds);
+    // Unique names continue where the first bus left off: monitor, echo service,
+    // caller, python service, half-way client, silent, mid-SASL (:1.0-:1.6)
+    // and every dbus-send of the loop took one each.
+    const late = await client(address);
+    expect(Number(late.uniqueName.slice(3))).toBeGreaterThan(6 + Number(loopOut));
+    const send = await run('dbus-send', [`--bus=${address}`, '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetId'], { timeoutMs: 10000 });
+    expect(send.code).toBe(0);
+    await terminate(monitor);
+    await terminate(bus.child);
+  }, 600000);
+});
