@@ -34,7 +34,9 @@ const clients: Client[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'kdbus-bridge-handover-'));
   config = join(dir, 'bus.conf');
-  writeFileSync(config, sessionLikeConfig(dir, '<limit name="reply_timeout">8000</limit>'));
+  // The client mid-SASL waits through every handover, longer at 100 each way
+  // than the default auth_timeout (30 s): the bus would rightly drop it.
+  writeFileSync(config, sessionLikeConfig(dir, '<limit name="reply_timeout">8000</limit><limit name="auth_timeout">900000</limit>'));
 });
 
 afterEach(async () => {
