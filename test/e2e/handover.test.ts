@@ -9,7 +9,7 @@ import { callDriver, Client, connect } from '../helpers/client';
 import { marshall } from '../helpers/frames';
 import { run, sleep, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
 import { RawClient } from '../helpers/raw';
-import { startService, TEST_INTERFACE, TEST_PATH } from '../helpers/service';
+import { fixture, PYTHON, startService, TEST_INTERFACE, TEST_PATH } from '../helpers/service';
 
 // Handing the bus over (README: "Upgrading the bus without a reboot"): in
 // place on SIGUSR2, and to another process through --handover-socket and
@@ -157,6 +157,19 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     const loop = spawnTracked('sh', ['-c',
       `n=0; while [ ! -e ${dir}/stop ]; do dbus-send --bus=${address} --print-reply --dest=org.example.Py ${TEST_PATH} ${TEST_INTERFACE}.Echo string:x >/dev/null || exit 1; n=$((n+1)); done; echo $n`],
     { stdio: ['ignore', 'pipe', 'pipe'] });
+    // GDBus: gdbus monitor watches the python service's name and subscribes
+    // to its signals (match rules that must cross every handover).
+    const gdbus = spawnTracked('gdbus', ['monitor', '--address', address, '--dest', 'org.example.Py'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let gdbusSeen = '';
+    gdbus.stdout?.on('data', (d: Buffer) => (gdbusSeen += d.toString()));
+    await until(() => gdbusSeen.includes('org.example.Py'), 10000);
+    // Descriptors both ways through the bus (python3-dbus), checked now and then across handovers.
+    const passFds = async (round: number): Promise<void> => {
+      const text = `fds after handover ${round}`;
+      const r = await run(PYTHON, [fixture('fd_client.py'), address, 'org.example.Py', text], { timeoutMs: 20000 });
+      expect(r.code).toBe(0);
+      expect(r.stdout.split('\n').slice(0, 2)).toEqual([text, [...text].reverse().join('')]);
+    };
     // A client in the middle of SASL, and one half-way through a 1 MiB message.
     const midSasl = await RawClient.open(address);
     midSasl.write(Buffer.from([0]));
@@ -188,6 +201,7 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       bus.child.kill('SIGUSR2');
       expect(await until(() => (bus.stderr().match(/Upgraded in place/g) ?? []).length > i, 20000)).toBe(true);
       pids.add(bus.child.pid as number);
+      if (i % 25 === 0) await passFds(i);
     }
     for (let i = 0; i < HANDOVERS; i++) {
       const next = spawnTracked(daemonPath(), [`--take-over=${socket}`, `--handover-socket=${socket}`, '--print-pid'], {
@@ -200,8 +214,15 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       await until(() => bus.child.exitCode !== null, 10000);
       expect(bus.child.exitCode).toBe(0);
       bus = { address, child: next, stderr: () => err };
+      if (i % 25 === 0) await passFds(HANDOVERS + i);
       await sleep(20);
     }
+    await passFds(2 * HANDOVERS);
+    // gdbus monitor's match rules crossed over: it sees a signal emitted now.
+    const emit = await run('dbus-send', [`--bus=${address}`, '--print-reply', '--dest=org.example.Py', TEST_PATH, `${TEST_INTERFACE}.EmitEvent`, 'string:after', 'string:handovers'], { timeoutMs: 10000 });
+    expect(emit.code).toBe(0);
+    expect(await until(() => /Event \('after', 'handovers'\)/.test(gdbusSeen), 10000)).toBe(true);
+    await terminate(gdbus);
     // Nobody came or went: no NameOwnerChanged for any of the names.
     expect(nameChanges()).toBe(before);
     // The rest of the half-written message, and the end of the SASL exchange.
