@@ -41,7 +41,9 @@ void Peer::save(snap::Writer& w, uint64_t now_ms) const {
   w.u32(counted_uid);
   w.u64(age(accepted_at_ms, now_ms));
   w.u64(age(fds_pending_since_ms, now_ms));
-  w.bytes(in_.data() + in_start_, in_end_ - in_start_);
+  // An idle peer has lent its input buffer back: nothing pending, no buffer.
+  const size_t pending = pending_input_bytes();
+  w.bytes(pending == 0 ? nullptr : in_.data() + in_start_, pending);
   w.u8(large_.buffer != nullptr);
   if (large_.buffer) {
     w.u64(large_.total);
