@@ -25,6 +25,15 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-fexceptions"],
       "cflags": ["-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "kdbus-bridge-service-exec",
+      "type": "executable",
+      "sources": ["kdbus-native/service-exec/main.cc"],
+      "ldflags": ["-static-libstdc++", "-static-libgcc"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-fexceptions"],
+      "cflags": ["-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

@@ -12,6 +12,7 @@ import type { Limits } from '../config/types';
 import type { ActivationTrigger, NativeBus } from '../native';
 import { encode, MessageType } from '../driver/codec';
 import { ExecLineError, splitExecLine } from './argv';
+import { execFailure, withoutStartLimit, withStartLimit } from './fd-limit';
 import { CANNOT_SWITCH_USER_ERROR, helperExitError, NO_USER_ERROR } from './helper';
 import { loadServiceFiles, ServiceEntry } from './servicefiles';
 import { lookupAccount } from './users';
@@ -314,7 +315,7 @@ export class Activation {
   }
 
   private childEnvironment(clean: boolean): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = clean ? { PATH: SAFE_PATH } : { ...process.env, ...this.environment };
+    const env: NodeJS.ProcessEnv = clean ? { PATH: SAFE_PATH } : { ...withoutStartLimit(process.env), ...this.environment };
     const address = this.ctx.address();
     env.DBUS_STARTER_ADDRESS = address;
     const type = this.ctx.busType();
@@ -418,7 +419,8 @@ export class Activation {
   ): void {
     let child: ChildProcess;
     try {
-      child = spawn(command, args, options);
+      const limited = withStartLimit(command, args, options);
+      child = spawn(limited.command, limited.args, limited.options);
     } catch (e) {
       fail({ name: `${ERR}Spawn.ExecFailed`, message: `Failed to execute program ${name}: ${(e as Error).message}` });
       return;
@@ -430,14 +432,21 @@ export class Activation {
       child.once('exit', () => this.children.delete(pid));
     }
     const current = () => this.pending.get(name) === p;
+    const execFailed = (code: string, fallback: string) =>
+      fail({ name: `${ERR}Spawn.ExecFailed`, message: `Failed to execute program ${name}: ${ERRNO_TEXT[code] ?? fallback}` });
     child.once('error', (e: NodeJS.ErrnoException) => {
       if (!current()) return;
-      const text = ERRNO_TEXT[e.code ?? ''] ?? e.message;
-      fail({ name: `${ERR}Spawn.ExecFailed`, message: `Failed to execute program ${name}: ${text}` });
+      execFailed(e.code ?? '', e.message);
     });
-    child.once('exit', (code, signal) => {
+    const failedExec = execFailure(child);
+    child.once('exit', async (code, signal) => {
+      const execError = await failedExec;
       if (!current()) return;
       p.child = undefined;
+      if (execError !== undefined) {
+        execFailed(execError.code, execError.text);
+        return;
+      }
       if (signal !== null) {
         const number = signalNumber(signal);
         fail({ name: `${ERR}Spawn.ChildSignaled`, message: `Process ${name} received signal ${number}` });

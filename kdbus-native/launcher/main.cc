@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +37,9 @@ namespace {
 constexpr const char* kHandoffEnv = "KDBUS_BRIDGE_LISTENING";
 constexpr const char* kReadyFdEnv = "KDBUS_BRIDGE_READY_FD";
 constexpr const char* kSweeperFdEnv = "KDBUS_BRIDGE_SWEEPER_FD";
+// The fd limit the bus was started with, before Node.js raises it, for the
+// services it starts (bridge/activation/fd-limit.ts).
+constexpr const char* kStartLimitEnv = "KDBUS_BRIDGE_NOFILE";
 
 std::string dirname_of(const std::string& p) {
   size_t slash = p.rfind('/');
@@ -250,9 +254,20 @@ int start_sweeper(const std::vector<wire::Listener>& listeners) {
   return pipe_fds[1];
 }
 
+std::string limit_word(rlim_t v) { return v == RLIM_INFINITY ? "infinity" : std::to_string(v); }
+
+// Kept across an in-place upgrade, which execs Node.js with the bus's
+// environment: the limit is the one of the first start.
+void record_start_limit() {
+  struct rlimit lim;
+  if (std::getenv(kStartLimitEnv) != nullptr || ::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  ::setenv(kStartLimitEnv, (limit_word(lim.rlim_cur) + ":" + limit_word(lim.rlim_max)).c_str(), 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  record_start_limit();
   const std::string entry = node_entry();
   const std::string node = find_node();
   if (entry.empty() || node.empty()) run_node(node, entry, argc, argv);

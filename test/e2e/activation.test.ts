@@ -1,5 +1,5 @@
 import { Message } from 'dbus-next';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { daemonPath, sessionLikeConfig } from '../helpers/bus';
@@ -16,11 +16,16 @@ interface ActivationBus {
 }
 
 /** A bus whose configuration is `body(dir)`, run with `env` added to ours. */
-async function startActivationBus(body: (dir: string) => string, env: NodeJS.ProcessEnv = {}): Promise<ActivationBus> {
+async function startActivationBus(
+  body: (dir: string) => string,
+  env: NodeJS.ProcessEnv = {},
+  wrapper: string[] = [],
+): Promise<ActivationBus> {
   const dir = mkdtempSync(join(tmpdir(), 'kdbus-bridge-activation-'));
   const configFile = join(dir, 'bus.conf');
   writeFileSync(configFile, sessionLikeConfig(dir, body(dir)));
-  const child = spawnTracked(daemonPath(), [`--config-file=${configFile}`, '--print-address', '--nofork'], {
+  const argv = [...wrapper, daemonPath(), `--config-file=${configFile}`, '--print-address', '--nofork'];
+  const child = spawnTracked(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -250,5 +255,43 @@ describe('ActivatableServicesChanged', () => {
       await client.close();
       await bus.stop();
     }
+  });
+});
+
+describe('what a started service inherits', () => {
+  let bus: ActivationBus;
+
+  beforeAll(async () => {
+    bus = await startActivationBus(
+      (dir) => {
+        const services = join(dir, 'services');
+        mkdirSync(services);
+        const limits = join(dir, 'limits.sh');
+        writeFileSync(limits, `#!/bin/sh\nulimit -Sn > ${join(dir, 'limits')}.tmp\nulimit -Hn >> ${join(dir, 'limits')}.tmp\nmv ${join(dir, 'limits')}.tmp ${join(dir, 'limits')}\nexit 1\n`, { mode: 0o755 });
+        serviceFile(services, 'com.example.Limits', limits);
+        // Executable, but neither a binary nor a script with a #! line.
+        const noFormat = join(dir, 'no-format');
+        writeFileSync(noFormat, 'echo this must not be run by a shell\n', { mode: 0o755 });
+        serviceFile(services, 'com.example.NoFormat', noFormat);
+        return `<servicedir>${services}</servicedir>`;
+      },
+      {},
+      ['prlimit', '--nofile=1000:4000', '--'],
+    );
+  });
+
+  afterAll(async () => {
+    await bus?.stop();
+  });
+
+  test('the fd limit the bus was started with, not the one it raised for itself', async () => {
+    // The script exits 1 without taking its name: the call fails, its record stays.
+    await dbusSend(bus.address, 'com.example.Limits', 'Echo', 'string:x');
+    expect(readFileSync(join(bus.dir, 'limits'), 'utf8').split('\n')).toEqual(['1000', '4000', '']);
+  });
+
+  test('a program the kernel cannot execute fails with Exec format error, as from execve', async () => {
+    const r = await dbusSend(bus.address, 'com.example.NoFormat', 'Echo', 'string:x');
+    expect(r.stderr).toMatch(/^Error org\.freedesktop\.DBus\.Error\.Spawn\.ExecFailed: Failed to execute program com\.example\.NoFormat: Exec format error$/m);
   });
 });
