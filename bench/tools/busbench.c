@@ -20,6 +20,12 @@
  *   storm   ADDR NCLIENTS NCALLS DEST PID      RequestName+AddMatch+calls at once
  *   pause   ADDR DEST SECS PID                 serial calls; SIGUSR2 to PID (an in-place
  *                                              upgrade) at SECS/3; the longest gap between replies
+ *   names   ADDR NNAMES OP SECS PID            one client owns NNAMES well-known names, then OP:
+ *                                              request (RequestName+ReleaseName of one more name),
+ *                                              getowner (GetNameOwner of an owned name), list
+ *                                              (ListNames), each 32 in flight; or signal (to a
+ *                                              subscriber whose rule names the sender by an owned
+ *                                              well-known name, 128 outstanding)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -907,6 +913,101 @@ static int mode_storm(char **a) {
     return 0;
 }
 
+static uint32_t call_driver_s(conn_t *c, const char *member, const char *arg) {
+    buf_t b = {0};
+    body_str(&b, arg);
+    uint32_t s = call_driver(c, member, "s", &b);
+    free(b.p);
+    return s;
+}
+
+static int mode_names(char **a) {
+    int nnames = atoi(a[1]);
+    const char *op = a[2];
+    double secs = atof(a[3]);
+    long pid = atol(a[4]);
+    int is_signal = strcmp(op, "signal") == 0;
+    if (!is_signal && strcmp(op, "request") && strcmp(op, "getowner") && strcmp(op, "list"))
+        die("names: unknown op %s", op);
+    conn_t owner = {0}, other = {0};
+    conn_open(&owner, 0);
+    conn_open(&other, 0);
+    int fl = fcntl(owner.fd, F_GETFL);
+    fcntl(owner.fd, F_SETFL, fl & ~O_NONBLOCK);
+    char name[64];
+    uint32_t last = 0;
+    for (int i = 0; i < nnames; i++) {
+        snprintf(name, sizeof name, "org.bench.Name%d", i);
+        last = send_request_name(&owner, name);
+        if (owner.out.len > (1u << 18)) wait_reply(&owner, last, NULL);
+    }
+    if (last) wait_reply(&owner, last, NULL);
+    fcntl(owner.fd, F_SETFL, fl);
+    if (is_signal) {
+        char rule[160];
+        snprintf(rule, sizeof rule, "type='signal',sender='org.bench.Name%d',interface='org.bench.Names',member='Tick'",
+                 nnames > 0 ? nnames - 1 : 0);
+        fl = fcntl(other.fd, F_GETFL);
+        fcntl(other.fd, F_SETFL, fl & ~O_NONBLOCK);
+        wait_reply(&other, send_addmatch(&other, rule), NULL);
+        fcntl(other.fd, F_SETFL, fl);
+    }
+    conn_t *cs[2] = {&owner, &other};
+    /* Calls go out on the other client (request: on the owner, whose names grow). */
+    conn_t *caller = strcmp(op, "request") == 0 ? &owner : &other;
+    out_msg_t sig = {.type = T_SIGNAL, .path = "/org/bench/Names", .iface = "org.bench.Names", .member = "Tick"};
+    long sent = 0, done = 0, base = 0;
+    unsigned seed = 1;
+    double warm = secs * 0.15 < 0.1 ? 0.1 : secs * 0.15;
+    double t0 = now(), tstart = 0, tend = 0, cpu0 = 0;
+    int measuring = 0;
+    for (;;) {
+        if (is_signal) {
+            while (sent - done < 128) {
+                send_msg(&owner, sig);
+                sent++;
+            }
+        } else {
+            while (sent - done < 32) {
+                if (strcmp(op, "request") == 0) {
+                    if (sent % 2 == 0) send_request_name(caller, "org.bench.Extra");
+                    else call_driver_s(caller, "ReleaseName", "org.bench.Extra");
+                } else if (strcmp(op, "getowner") == 0) {
+                    snprintf(name, sizeof name, "org.bench.Name%d", nnames > 0 ? (int)(rand_r(&seed) % nnames) : 0);
+                    call_driver_s(caller, "GetNameOwner", name);
+                } else {
+                    call_driver(caller, "ListNames", NULL, NULL);
+                }
+                sent++;
+            }
+        }
+        if (pump(cs, 2, 1000) < 0) die("bus closed a connection");
+        in_msg_t m;
+        for (int i = 0; i < 2; i++)
+            while (next_msg(cs[i], &m)) {
+                if (m.type == T_ERROR) die("call failed: %s", m.errname ? m.errname : "?");
+                if (is_signal ? (i == 1 && m.type == T_SIGNAL && m.member && strcmp(m.member, "Tick") == 0)
+                              : (cs[i] == caller && m.type == T_RETURN))
+                    done++;
+            }
+        double t = now();
+        if (!measuring && t - t0 >= warm) {
+            measuring = 1;
+            tstart = t;
+            base = done;
+            cpu0 = bus_cpu(pid);
+        } else if (measuring && t - tstart >= secs) {
+            tend = t;
+            break;
+        }
+    }
+    double cpu = bus_cpu(pid) - cpu0;
+    char extra[96];
+    snprintf(extra, sizeof extra, "\"names\":%d,\"op\":\"%s\"", nnames, op);
+    print_result(extra, done - base, tend - tstart, cpu);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct {
         const char *name;
@@ -915,7 +1016,8 @@ int main(int argc, char **argv) {
     } modes[] = {{"echo", 2, mode_echo},       {"calls", 6, mode_calls}, {"unicast", 5, mode_unicast},
                  {"fanout", 6, mode_fanout},   {"fanout-spread", 7, mode_fanout_spread},
                  {"connect", 3, mode_connect}, {"hold", 3, mode_hold},
-                 {"storm", 5, mode_storm},     {"pause", 4, mode_pause}};
+                 {"storm", 5, mode_storm},     {"pause", 4, mode_pause},
+                 {"names", 5, mode_names}};
     if (argc >= 2) {
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
             if (strcmp(argv[1], modes[i].name) == 0) {

@@ -83,16 +83,20 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
   uint64_t seq = 0;
   ConnId next_id = 1;
   ConnId next_hidden_id = kDstBroadcast - 1;
+  // Every peer's match rules (a monitor's filter is its own). Declared before
+  // the connections, which take their entries out of it when they go.
+  MatchIndex index;
   std::map<ConnId, std::unique_ptr<Connection>> conns;  // id order = delivery order
-  // The connections that can get what is not addressed to them: monitors and
-  // connections with match rules. Broadcasts look only at these.
-  std::map<ConnId, Connection*> watchers;
+  // Monitors get what is not addressed to them whatever the rules say.
+  std::map<ConnId, Connection*> monitor_conns;
+  // Marks the connections already taken for the message at hand.
+  uint64_t visit_epoch = 0;
 
-  void track_watcher(Connection& c) {
-    if (c.is_monitor() || !c.matches().empty()) {
-      watchers[c.id()] = &c;
+  void track_monitor(Connection& c) {
+    if (c.is_monitor()) {
+      monitor_conns[c.id()] = &c;
     } else {
-      watchers.erase(c.id());
+      monitor_conns.erase(c.id());
     }
   }
   std::set<ConnId> announced;
@@ -201,10 +205,51 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
   // rules to evaluate.
   bool any_rule_matches(const Connection& c, const Message& m, const MatchContext& ctx, const MatchProbe& probe,
                         bool eavesdrop_only) const {
-    return c.match_index().any_of(probe, [&](const MatchRule& rule) {
-      if (eavesdrop_only && !rule.eavesdrop) return false;
-      return rule_matches(rule, m, ctx);
+    return c.match_index().any_of(probe, [&](const MatchEntry& e) {
+      if (eavesdrop_only && !e.rule.eavesdrop) return false;
+      return rule_matches(e.rule, m, ctx);
     });
+  }
+
+  // The peers with a rule that accepts `m` (with eavesdrop_only, a rule with
+  // eavesdrop='true'), in id order, marked with the returned visit_epoch. The
+  // bus-wide index hands out only candidate rules, so the cost follows the
+  // rules that may match, not the number of connections with rules.
+  std::vector<Connection*> matching_peers(const Message& m, const MatchContext& ctx, const MatchProbe& probe,
+                                          bool eavesdrop_only) {
+    std::vector<Connection*> out;
+    const uint64_t mark = ++visit_epoch;
+    index.any_of(probe, [&](const MatchEntry& e) {
+      Connection* c = e.conn;
+      if (c->visit_mark == mark || !c->is_ordinary()) return false;
+      if (eavesdrop_only && !e.rule.eavesdrop) return false;
+      if (!rule_matches(e.rule, m, ctx)) return false;
+      c->visit_mark = mark;
+      out.push_back(c);
+      return false;
+    });
+    sort_by_id(out);
+    return out;
+  }
+
+  static void sort_by_id(std::vector<Connection*>& v) {
+    std::sort(v.begin(), v.end(), [](const Connection* a, const Connection* b) { return a->id() < b->id(); });
+  }
+
+  // f(connection, is_peer) for every monitor and every connection of `peers`
+  // (sorted by id, no monitors among them), in id order, the order in which
+  // the bus has always delivered.
+  template <typename F>
+  void for_monitors_and(const std::vector<Connection*>& peers, F&& f) {
+    auto mon = monitor_conns.begin();
+    auto peer = peers.begin();
+    while (mon != monitor_conns.end() || peer != peers.end()) {
+      if (peer == peers.end() || (mon != monitor_conns.end() && mon->first < (*peer)->id())) {
+        f(*(mon++)->second, false);
+      } else {
+        f(**(peer++), true);
+      }
+    }
   }
 
   // Monitors see everything, or what one of their rules selects when they
@@ -247,8 +292,8 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
     std::shared_ptr<const Message> frozen = stamp(m);
     if (told != nullptr) enqueue(*told, frozen, kRoleAddressed);
     const MatchProbe probe(frozen->view, kIdBus);
-    for (auto& [id, conn] : watchers) {
-      if (conn->is_monitor() && monitor_wants(*conn, *frozen, probe, addressee)) enqueue(*conn, frozen, kRoleEavesdrop);
+    for (auto& [id, conn] : monitor_conns) {
+      if (monitor_wants(*conn, *frozen, probe, addressee)) enqueue(*conn, frozen, kRoleEavesdrop);
     }
   }
 
@@ -277,30 +322,30 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
     std::shared_ptr<const Message> m = stamp(mut);
     MatchContext ctx{this, kIdBus, 0, false};
     const MatchProbe probe(m->view, kIdBus);
-    auto roles_of = [&](ConnId id, Connection& c) {
+    std::vector<Connection*> peers = matching_peers(*m, ctx, probe, false);
+    const uint64_t matched = visit_epoch;
+    // The owners hear of their name even without rules.
+    for (ConnId id : {old_owner, new_owner}) {
+      if (id == 0) continue;
+      Connection* c = find(id);
+      if (c != nullptr && c->is_ordinary() && c->visit_mark != matched &&
+          std::find(peers.begin(), peers.end(), c) == peers.end())
+        peers.push_back(c);
+    }
+    sort_by_id(peers);
+    for_monitors_and(peers, [&](Connection& c, bool is_peer) {
       uint32_t roles = 0;
-      if (c.is_monitor()) {
+      if (!is_peer) {
         if (monitor_wants(c, *m, probe, 0)) roles = kRoleEavesdrop;
-      } else if (c.is_ordinary()) {
-        if (id == old_owner) roles |= kRoleOldOwner;
-        if (!c.matches().empty() && any_rule_matches(c, *m, ctx, probe, false) &&
+      } else {
+        if (c.id() == old_owner) roles |= kRoleOldOwner;
+        if (c.visit_mark == matched &&
             (!policy || c.policy().can_receive(policy_view(*m), false, false, kIdBus, *this).allowed))
           roles |= kRoleMatched;
-        if (id == new_owner && !m->notify.acquired_denied) roles |= kRoleNewOwner;
+        if (c.id() == new_owner && !m->notify.acquired_denied) roles |= kRoleNewOwner;
       }
-      return roles;
-    };
-    for (auto& [id, conn] : watchers) {
-      if (uint32_t roles = roles_of(id, *conn)) enqueue(*conn, m, roles);
-    }
-    // The owners hear of their name even without rules.
-    const ConnId owners[] = {old_owner, new_owner != old_owner ? new_owner : 0};
-    for (ConnId id : owners) {
-      if (id == 0 || watchers.count(id)) continue;
-      if (Connection* c = find(id)) {
-        if (uint32_t roles = roles_of(id, *c)) enqueue(*c, m, roles);
-      }
-    }
+      if (roles != 0) enqueue(c, m, roles);
+    });
   }
 
   void emit_id_change(NotifyKind kind, ConnId id) {
@@ -333,8 +378,8 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
     enqueue(*caller, frozen, kRoleAddressed);
     if (monitors == 0) return;
     const MatchProbe probe(frozen->view, kIdBus);
-    for (auto& [id, conn] : watchers) {
-      if (conn->is_monitor() && monitor_wants(*conn, *frozen, probe, r.caller)) enqueue(*conn, frozen, kRoleEavesdrop);
+    for (auto& [id, conn] : monitor_conns) {
+      if (monitor_wants(*conn, *frozen, probe, r.caller)) enqueue(*conn, frozen, kRoleEavesdrop);
     }
   }
 
@@ -398,25 +443,25 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
     const MatchProbe probe(m->view, m->src_id);
     const PolicyMessage pm = policy_view(*m);
     size_t refused = 0;
-    for (auto& [id, conn] : watchers) {
-      Connection& c = *conn;
+    const std::vector<Connection*> peers = matching_peers(*m, ctx, probe, false);
+    for_monitors_and(peers, [&](Connection& c, bool is_peer) {
       uint32_t roles = 0;
-      if (c.is_monitor()) {
+      if (!is_peer) {
         if (monitor_wants(c, *m, probe, 0)) roles = kRoleEavesdrop;
-      } else if (c.is_ordinary() && !c.matches().empty()) {
-        if (any_rule_matches(c, *m, ctx, probe, false)) roles = kRoleMatched;
-        if (roles != 0 && policy && check_delivery(m->src_id, pm, c, false, false) != 0) {
+      } else {
+        roles = kRoleMatched;
+        if (policy && check_delivery(m->src_id, pm, c, false, false) != 0) {
           roles = 0;
           ++refused;
         }
       }
-      if (roles == 0) continue;
+      if (roles == 0) return;
       if (can_take_copy(c, *m)) {
         enqueue(c, m, roles);
       } else if ((!carries_fds(*m) || c.accepts_fds()) && listener != nullptr) {
         listener->queue_overflow(c.id(), c.owner());
       }
-    }
+    });
     // After the signal itself, as monitors of dbus-daemon see them; the
     // sender is not told.
     for (size_t i = 0; i < refused; ++i) capture_denial(m->cookie, m->src_id);
@@ -446,18 +491,14 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
   void copy_to_observers(const std::shared_ptr<const Message>& m, ConnId dst_id) {
     MatchContext ctx{this, m->src_id, dst_id, false};
     const MatchProbe probe(m->view, m->src_id);
-    for (auto& [id, conn] : watchers) {
-      Connection& c = *conn;
-      if (id == dst_id) continue;
-      bool wants = false;
-      if (c.is_monitor()) {
-        wants = monitor_wants(c, *m, probe, dst_id);
-      } else if (c.is_ordinary() && c.eavesdrop_rules() != 0) {
-        wants = any_rule_matches(c, *m, ctx, probe, true) &&
-                (!policy || check_delivery(m->src_id, policy_view(*m), c, false, true) == 0);
-      }
+    std::vector<Connection*> peers;
+    if (eavesdrop_rules != 0) peers = matching_peers(*m, ctx, probe, true);
+    for_monitors_and(peers, [&](Connection& c, bool is_peer) {
+      if (c.id() == dst_id) return;
+      const bool wants = is_peer ? !policy || check_delivery(m->src_id, policy_view(*m), c, false, true) == 0
+                                 : monitor_wants(c, *m, probe, dst_id);
       if (wants && can_take_copy(c, *m)) enqueue(c, m, kRoleEavesdrop);
-    }
+    });
   }
 
   void forget_rules(const Connection& c) {
@@ -495,14 +536,14 @@ int Bus::hello(HelloParams params, ConnId& out_id) {
   const bool announce_now = !params.defer_announce;
   Metadata& md = params.metadata;
   if (md.has_creds && md.pid > 0 && md.command.empty()) md.command = capture_command(md.pid);
-  auto conn = std::make_unique<Connection>(id, std::move(params));
+  auto conn = std::make_unique<Connection>(id, std::move(params), s_->index);
   conn->policy() = make_client_policy(s_->policy, conn->metadata());
   const bool ordinary = conn->is_ordinary();
   if (conn->is_monitor()) ++s_->monitors;
   Connection& added = *conn;
   s_->attach_user(added);
   s_->conns.emplace(id, std::move(conn));
-  s_->track_watcher(added);
+  s_->track_monitor(added);
   if (activator) s_->names.add_activator(id, act_name);
   out_id = id;
   if (ordinary && announce_now) {
@@ -552,7 +593,7 @@ int Bus::disconnect(ConnId id) {
   // Out of the table first: a departing connection receives nothing more.
   std::unique_ptr<Connection> conn = std::move(it->second);
   s_->conns.erase(it);
-  s_->watchers.erase(id);
+  s_->monitor_conns.erase(id);
   if (conn->is_monitor()) --s_->monitors;
   s_->forget_rules(*conn);
   s_->replies.drop_caller(id);
@@ -562,6 +603,8 @@ int Bus::disconnect(ConnId id) {
   if (conn->user != nullptr) conn->user->names -= s_->names.joined_count(id);
   s_->names.release_all(id, transfers);
   s_->detach_user(*conn);
+  // Its rules leave the bus's index: it is sent nothing more.
+  conn->clear_matches();
   s_->emit_transfers(transfers);
   for (const PendingReply& r : s_->replies.drop_callee(id)) s_->emit_reply_failure(NotifyKind::ReplyDead, r);
   if (conn->is_ordinary() && s_->announced.erase(id)) s_->emit_id_change(NotifyKind::IdRemove, id);
@@ -623,8 +666,8 @@ int Bus::observe(ConnId sender, std::shared_ptr<Message> msg) {
   msg->src_id = sender;
   std::shared_ptr<const Message> m = s_->stamp(msg);
   const MatchProbe probe(m->view, sender);
-  for (auto& [id, conn] : s_->watchers) {
-    if (conn->is_monitor() && s_->monitor_wants(*conn, *m, probe, 0)) s_->enqueue(*conn, m, kRoleEavesdrop);
+  for (auto& [id, conn] : s_->monitor_conns) {
+    if (s_->monitor_wants(*conn, *m, probe, 0)) s_->enqueue(*conn, m, kRoleEavesdrop);
   }
   return 0;
 }
@@ -665,7 +708,7 @@ int Bus::become_monitor(ConnId id, std::vector<MatchRule> filter) {
   c->turn_into_monitor(std::move(filter));
   // Its filter counts as its rules, as they are uncounted when it leaves.
   s_->match_rules += c->matches().size();
-  s_->track_watcher(*c);
+  s_->track_monitor(*c);
   ++s_->monitors;
   return 0;
 }
@@ -791,7 +834,6 @@ int Bus::match_add(ConnId id, uint64_t cookie, MatchRule rule) {
   if (rule.eavesdrop) ++s_->eavesdrop_rules;
   ++s_->match_rules;
   c->add_match(cookie, std::move(rule));
-  s_->track_watcher(*c);
   return 0;
 }
 
@@ -804,7 +846,6 @@ int Bus::match_remove(ConnId id, uint64_t cookie) {
   s_->match_rules -= removed;
   if (c->user != nullptr) c->user->match_rules -= removed;
   s_->eavesdrop_rules -= eavesdrop_before - c->eavesdrop_rules();
-  s_->track_watcher(*c);
   return 0;
 }
 
@@ -976,7 +1017,7 @@ void Bus::load(snap::Reader& r, SnapshotHooks* hooks) {
     if (id == kIdBus || id == kDstBroadcast || s.conns.count(id) != 0)
       throw snap::FormatError("snapshot: bad or repeated connection id");
     p.owner = hooks != nullptr ? hooks->owner(id, p.flags) : nullptr;
-    auto conn = std::make_unique<Connection>(id, std::move(p));
+    auto conn = std::make_unique<Connection>(id, std::move(p), s.index);
     Connection& c = *conn;
     if (closing) c.set_closing();
     c.set_attach_flags(attach);
@@ -1008,7 +1049,7 @@ void Bus::load(snap::Reader& r, SnapshotHooks* hooks) {
     if (c.user != nullptr) c.user->match_rules += c.matches().size();
     if (announced) s.announced.insert(id);
     s.conns.emplace(id, std::move(conn));
-    s.track_watcher(c);
+    s.track_monitor(c);
   }
   s.names.load(r);
   for (const auto& [name, e] : s.names.entries()) {

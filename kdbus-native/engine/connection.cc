@@ -5,16 +5,26 @@
 
 namespace kdbus {
 
-Connection::Connection(ConnId id, HelloParams params)
+Connection::Connection(ConnId id, HelloParams params, MatchIndex& bus_index)
     : id_(id),
       flags_(params.flags),
       owner_(params.owner),
       description_(std::move(params.description)),
       activator_name_(std::move(params.activator_name)),
-      metadata_(std::move(params.metadata)) {}
+      metadata_(std::move(params.metadata)),
+      index_(&bus_index) {
+  // A monitor's filter is its own, never a peer's rules.
+  if (is_monitor()) {
+    own_index_ = std::make_unique<MatchIndex>();
+    index_ = own_index_.get();
+  }
+}
+
+// The bus's index must not point at entries that went.
+Connection::~Connection() { clear_matches(); }
 
 void Connection::add_match(uint64_t cookie, MatchRule rule) {
-  matches_.push_back(MatchEntry{cookie, std::move(rule)});
+  matches_.push_back(MatchEntry{cookie, this, std::move(rule)});
   index_entry_or_drop();
   if (matches_.back().rule.eavesdrop) ++eavesdrop_rules_;
 }
@@ -23,7 +33,7 @@ void Connection::add_match(uint64_t cookie, MatchRule rule) {
 // if indexing fails.
 void Connection::index_entry_or_drop() {
   try {
-    index_.insert(matches_.back().rule);
+    index_->insert(matches_.back());
   } catch (...) {
     matches_.pop_back();
     throw;
@@ -38,7 +48,7 @@ size_t Connection::remove_match(uint64_t cookie) {
       continue;
     }
     if (it->rule.eavesdrop) --eavesdrop_rules_;
-    index_.erase(it->rule);
+    index_->erase(*it);
     it = matches_.erase(it);
     ++removed;
   }
@@ -46,7 +56,7 @@ size_t Connection::remove_match(uint64_t cookie) {
 }
 
 void Connection::clear_matches() {
-  index_.clear();
+  for (const MatchEntry& e : matches_) index_->erase(e);
   matches_.clear();
   eavesdrop_rules_ = 0;
 }
@@ -54,8 +64,10 @@ void Connection::clear_matches() {
 void Connection::turn_into_monitor(std::vector<MatchRule> filter) {
   flags_ |= kHelloMonitor;
   clear_matches();
+  own_index_ = std::make_unique<MatchIndex>();
+  index_ = own_index_.get();
   for (MatchRule& r : filter) {
-    matches_.push_back(MatchEntry{0, std::move(r)});
+    matches_.push_back(MatchEntry{0, this, std::move(r)});
     index_entry_or_drop();
   }
 }

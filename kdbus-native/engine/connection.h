@@ -27,17 +27,14 @@ struct UserUsage {
   size_t replies = 0;
 };
 
-struct MatchEntry {
-  uint64_t cookie = 0;
-  MatchRule rule;
-};
-
 class Connection {
  public:
-  Connection(ConnId id, HelloParams params);
+  // Its rules go into `bus_index`, which must outlive it.
+  Connection(ConnId id, HelloParams params, MatchIndex& bus_index);
   // The match index points into the connection's own entries.
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+  ~Connection();
 
   ConnId id() const { return id_; }
   uint64_t flags() const { return flags_; }
@@ -77,8 +74,13 @@ class Connection {
   const MatchEntry* find_match(const MatchRule& rule) const;
   const std::list<MatchEntry>& matches() const { return matches_; }
   size_t eavesdrop_rules() const { return eavesdrop_rules_; }
-  // Narrows a message down to the rules worth evaluating (match_index.h).
-  const MatchIndex& match_index() const { return index_; }
+  // A monitor's filter, narrowed down to the rules worth evaluating
+  // (match_index.h). A peer's rules are in the bus's index.
+  const MatchIndex& match_index() const { return *index_; }
+
+  // Set by the bus while it collects the recipients of one message, so that
+  // a connection with several accepting rules is taken once.
+  uint64_t visit_mark = 0;
 
   // BecomeMonitor: the connection stops being a peer; its rules become the
   // monitor's filter.
@@ -104,7 +106,8 @@ class Connection {
   ReceiveQueue queue_;
   ClientPolicy policy_;
   std::list<MatchEntry> matches_;  // in the order added; entries never move
-  MatchIndex index_;                // over exactly the rules in matches_
+  MatchIndex* index_;               // holds exactly the rules in matches_ of this connection
+  std::unique_ptr<MatchIndex> own_index_;  // a monitor's
   size_t eavesdrop_rules_ = 0;
   std::vector<std::shared_ptr<const Message>> unobserved_;
 };

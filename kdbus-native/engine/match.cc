@@ -143,7 +143,7 @@ bool parse_arg_key(const Token& tok, MatchRule& rule, std::string& err) {
   if (is_namespace) {
     rule.arg0namespace = tok.value;
   } else {
-    MatchRule::Arg a{static_cast<uint8_t>(index), is_path, tok.value};
+    MatchRule::Arg a{static_cast<uint8_t>(index), is_path, Atom(tok.value)};
     auto pos = std::upper_bound(rule.args.begin(), rule.args.end(), a.index,
                                 [](uint8_t idx, const MatchRule::Arg& x) { return idx < x.index; });
     rule.args.insert(pos, std::move(a));
@@ -151,7 +151,7 @@ bool parse_arg_key(const Token& tok, MatchRule& rule, std::string& err) {
   return true;
 }
 
-bool set_once(std::optional<std::string>& field, const Token& tok, bool valid, const char* what, std::string& err) {
+bool set_once(Atom& field, const Token& tok, bool valid, const char* what, std::string& err) {
   if (field) {
     err = "Key " + tok.key + " specified twice in match rule";
     return false;
@@ -270,7 +270,7 @@ std::string MatchRule::to_string() const {
       append_pair(s, "arg0namespace", *arg0namespace);
       ns_written = true;
     }
-    append_pair(s, "arg" + std::to_string(a.index) + (a.is_path ? "path" : ""), a.value);
+    append_pair(s, "arg" + std::to_string(a.index) + (a.is_path ? "path" : ""), *a.value);
   }
   if (!ns_written) append_pair(s, "arg0namespace", *arg0namespace);
   return s;
@@ -323,9 +323,9 @@ bool rule_matches(const MatchRule& rule, const Message& msg, const MatchContext&
     if (a == nullptr) return false;
     if (want.is_path) {
       if (a->type != 's' && a->type != 'o') return false;
-      if (!path_arg_matches(want.value, a->value)) return false;
+      if (!path_arg_matches(*want.value, a->value)) return false;
     } else {
-      if (a->type != 's' || a->value != want.value) return false;
+      if (a->type != 's' || a->value != *want.value) return false;
     }
   }
   return true;

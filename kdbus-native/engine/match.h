@@ -3,24 +3,26 @@
 // exactly (no bloom approximation).
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "atom.h"
 
 namespace kdbus {
 
 struct MatchRule {
   uint8_t type = 0;  // 0 = any; else D-Bus message type
-  std::optional<std::string> sender, interface, member, path, path_namespace, destination, arg0namespace;
+  bool eavesdrop = false;  // beside type: one padded word for both
+  // Interned: rules share their strings with every other rule naming them.
+  Atom sender, interface, member, path, path_namespace, destination, arg0namespace;
   struct Arg {
     uint8_t index;
     bool is_path;  // argNpath
-    std::string value;
+    Atom value;
     bool operator==(const Arg& o) const { return index == o.index && is_path == o.is_path && value == o.value; }
   };
   std::vector<Arg> args;  // sorted by index
-  bool eavesdrop = false;
 
   // dbus-daemon's limits: longer rule text is LimitsExceeded rather than
   // MatchRuleInvalid, so the caller checks the length before parse().

@@ -121,7 +121,7 @@ uint64_t MatchIndex::key_of(const Shape& shape, const MatchRule& rule) {
     const auto index = static_cast<uint8_t>(__builtin_ctzll(bits));
     auto a = std::find_if(rule.args.begin(), rule.args.end(),
                           [&](const MatchRule::Arg& x) { return !x.is_path && x.index == index; });
-    h = combine(h, hash_str(a->value));
+    h = combine(h, hash_str(*a->value));
   }
   if (shape.prefix == Prefix::PathNamespace) {
     // Evaluation lets a namespace of at most one character accept every
@@ -174,30 +174,25 @@ const std::vector<uint64_t>* MatchIndex::probe_prefixes(const Shape& shape, cons
   return nullptr;
 }
 
-void MatchIndex::insert(const MatchRule& rule) {
-  const Shape shape = shape_of(rule);
+void MatchIndex::insert(const MatchEntry& entry) {
+  const Shape shape = shape_of(entry.rule);
   auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.shape == shape; });
   if (g == groups_.end()) {
     groups_.push_back(Group{shape, 0, {}});
     g = groups_.end() - 1;
   }
-  g->buckets[key_of(shape, rule)].push_back(&rule);
+  g->buckets.emplace(key_of(shape, entry.rule), &entry);
   ++g->size;
 }
 
-void MatchIndex::erase(const MatchRule& rule) {
-  const Shape shape = shape_of(rule);
+void MatchIndex::erase(const MatchEntry& entry) {
+  const Shape shape = shape_of(entry.rule);
   auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.shape == shape; });
   if (g == groups_.end()) return;
-  auto b = g->buckets.find(key_of(shape, rule));
-  if (b == g->buckets.end()) return;
-  auto& rules = b->second;
-  auto it = std::find(rules.begin(), rules.end(), &rule);
-  if (it == rules.end()) return;
-  // Order within a bucket does not matter: the index answers "any".
-  *it = rules.back();
-  rules.pop_back();
-  if (rules.empty()) g->buckets.erase(b);
+  auto range = g->buckets.equal_range(key_of(shape, entry.rule));
+  auto it = std::find_if(range.first, range.second, [&](const auto& kv) { return kv.second == &entry; });
+  if (it == range.second) return;
+  g->buckets.erase(it);
   if (--g->size == 0) groups_.erase(g);
 }
 

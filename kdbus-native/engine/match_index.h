@@ -1,7 +1,9 @@
 #pragma once
-// An index over one holder's match rules that narrows a message down to the
-// rules that could accept it, so that a broadcast does not cost a full
-// evaluation of every rule on the bus. It only prunes: every rule it hands
+// An index over match rules that narrows a message down to the rules that
+// could accept it, so that a broadcast does not cost a full evaluation of
+// every rule on the bus, nor a visit to every connection that has rules: the
+// bus keeps one index over the rules of all its peers (a monitor has its own
+// for its filter). It only prunes: every rule it hands
 // out must still go through rule_matches(), which alone decides.
 //
 // Rules are grouped by their shape: which exactly-compared fields they
@@ -21,6 +23,15 @@
 #include "message.h"
 
 namespace kdbus {
+
+class Connection;
+
+// A rule as a connection holds it; the index points at it.
+struct MatchEntry {
+  uint64_t cookie = 0;
+  Connection* conn = nullptr;
+  MatchRule rule;
+};
 
 // The facts of one message (and its sender) the index looks at, hashed at
 // most once per message (on first use: a unicast offered only to monitors
@@ -63,13 +74,14 @@ class MatchProbe {
 
 class MatchIndex {
  public:
-  // The rule is known by its address, which must stay put until erase().
-  void insert(const MatchRule& rule);
-  void erase(const MatchRule& rule);
+  // The entry is known by its address, which must stay put until erase().
+  void insert(const MatchEntry& entry);
+  void erase(const MatchEntry& entry);
   void clear();
 
-  // Calls visit(rule) for rules that may accept the probed message (every
-  // one that does among them) until visit returns true; says whether one did.
+  // Calls visit(entry) for entries whose rule may accept the probed message
+  // (every one that does among them) until visit returns true; says whether
+  // one did.
   template <typename Visit>
   bool any_of(const MatchProbe& probe, Visit&& visit) const {
     for (const Group& g : groups_) {
@@ -107,7 +119,8 @@ class MatchIndex {
   struct Group {
     Shape shape;
     size_t size = 0;
-    std::unordered_map<uint64_t, std::vector<const MatchRule*>> buckets;
+    // One node per rule: a bucket of its own would cost a vector's block.
+    std::unordered_multimap<uint64_t, const MatchEntry*> buckets;
   };
 
   static Shape shape_of(const MatchRule& rule);
@@ -122,10 +135,9 @@ class MatchIndex {
 
   template <typename Visit>
   static bool visit_bucket(const Group& g, uint64_t key, Visit& visit) {
-    auto it = g.buckets.find(key);
-    if (it == g.buckets.end()) return false;
-    for (const MatchRule* r : it->second) {
-      if (visit(*r)) return true;
+    auto range = g.buckets.equal_range(key);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (visit(*it->second)) return true;
     }
     return false;
   }

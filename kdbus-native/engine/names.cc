@@ -32,9 +32,12 @@ void NameRegistry::leave(ConnId id, const std::string& name) {
   auto it = joined_.find(id);
   if (it == joined_.end()) return;
   auto& v = it->second;
-  const size_t before = v.size();
-  v.erase(std::remove(v.begin(), v.end(), name), v.end());
-  if (counter_ != nullptr && v.size() != before) counter_->names_changed(id, -static_cast<long>(before - v.size()));
+  // A name is joined once; searched from the newest, so that a name taken
+  // and given back leaves at once however many older names the connection has.
+  auto found = std::find(v.rbegin(), v.rend(), name);
+  if (found == v.rend()) return;
+  v.erase(std::next(found).base());
+  if (counter_ != nullptr) counter_->names_changed(id, -1);
   if (v.empty()) joined_.erase(it);
 }
 
@@ -212,11 +215,13 @@ size_t NameRegistry::joined_count(ConnId id) const {
   return it == joined_.end() ? 0 : it->second.size();
 }
 
+// Through the name's queue, not the connection's names: a queue is short,
+// a connection may hold thousands of names.
 bool NameRegistry::has_joined(ConnId id, std::string_view name) const {
-  auto it = joined_.find(id);
-  if (it == joined_.end()) return false;
-  for (const std::string& n : it->second) {
-    if (n == name) return true;
+  auto it = names_.find(name);
+  if (it == names_.end()) return false;
+  for (const NameOwner& o : it->second.owners) {
+    if (o.id == id) return true;
   }
   return false;
 }

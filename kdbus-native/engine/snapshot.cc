@@ -53,14 +53,14 @@ Metadata load_metadata(snap::Reader& r) {
 
 namespace {
 
-void save_opt(snap::Writer& w, const std::optional<std::string>& s) {
+void save_opt(snap::Writer& w, const Atom& s) {
   w.u8(s.has_value());
   if (s) w.str(*s);
 }
 
-std::optional<std::string> load_opt(snap::Reader& r) {
-  if (r.u8() == 0) return std::nullopt;
-  return r.str();
+Atom load_atom(snap::Reader& r) {
+  if (r.u8() == 0) return Atom();
+  return Atom(r.str());
 }
 
 // Where a view of a message points: its own bytes or strings where it can,
@@ -264,7 +264,7 @@ void save_rule(snap::Writer& w, const MatchRule& rule) {
   for (const MatchRule::Arg& a : rule.args) {
     w.u8(a.index);
     w.u8(a.is_path);
-    w.str(a.value);
+    w.str(*a.value);
   }
   w.u8(rule.eavesdrop);
 }
@@ -274,14 +274,14 @@ MatchRule load_rule(snap::Reader& r) {
   rule.type = r.u8();
   for (auto* s : {&rule.sender, &rule.interface, &rule.member, &rule.path, &rule.path_namespace, &rule.destination,
                   &rule.arg0namespace})
-    *s = load_opt(r);
+    *s = load_atom(r);
   const uint32_t n = r.count(10);
   rule.args.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     MatchRule::Arg a;
     a.index = r.u8();
     a.is_path = r.u8() != 0;
-    a.value = r.str();
+    a.value = Atom(r.str());
     rule.args.push_back(std::move(a));
   }
   rule.eavesdrop = r.u8() != 0;

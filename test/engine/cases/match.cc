@@ -3,6 +3,7 @@
 // evaluation.
 #include <random>
 
+#include "../../../kdbus-native/engine/atom.h"
 #include "../../../kdbus-native/engine/match_eval.h"
 #include "../fixture.h"
 
@@ -151,6 +152,51 @@ TEST(match, "match_rules lists the rules in the order added") {
   for (const MatchRule* r : rules) texts.push_back(r->to_string());
   CHECK_EQ(texts, (V{"member='B'", "member='A'"}));
   CHECK_ERR(f.bus.match_rules(42, rules), ENXIO);
+}
+
+TEST(match, "equal strings of rules are held once, until the last rule naming them goes") {
+  const size_t before = Atom::table_size();
+  {
+    Fixture f;
+    ConnId a = f.hello(), b = f.hello();
+    REQUIRE_ERR(f.add_match(a, "interface='org.atomtest.Shared',member='AtomA'", 1), 0);
+    REQUIRE_ERR(f.add_match(b, "interface='org.atomtest.Shared',member='AtomA'", 2), 0);
+    REQUIRE_ERR(f.add_match(b, "interface='org.atomtest.Shared',member='AtomB'", 3), 0);
+    CHECK_EQ(Atom::table_size(), before + 3);
+    REQUIRE_ERR(f.bus.match_remove(b, 3), 0);
+    CHECK_EQ(Atom::table_size(), before + 2);
+    REQUIRE_ERR(f.bus.disconnect(a), 0);
+    CHECK_EQ(Atom::table_size(), before + 2);
+  }
+  CHECK_EQ(Atom::table_size(), before);
+}
+
+// The bus keeps one index over every peer's rules: a broadcast must reach
+// exactly the peers with an accepting rule, once each, and never a peer
+// that went, whatever rules the others hold.
+TEST(match, "a broadcast reaches once each the peers whose rules accept it, beside many peers with other rules") {
+  Fixture f;
+  ConnId sender = f.hello();
+  std::vector<ConnId> peers;
+  for (int i = 0; i < 50; ++i) peers.push_back(f.hello());
+  auto wants = [](size_t i) { return i % 7 == 3; };
+  for (size_t i = 0; i < peers.size(); ++i) {
+    REQUIRE_ERR(f.add_match(peers[i], "member='Other" + std::to_string(i) + "'", 1), 0);
+    if (wants(i)) {
+      REQUIRE_ERR(f.add_match(peers[i], "member='Sig'", 2), 0);
+      REQUIRE_ERR(f.add_match(peers[i], "type='signal',interface='org.test.I'", 3), 0);
+    }
+  }
+  REQUIRE_ERR(f.send(sender, f.signal("Sig").cookie(1)), 0);
+  for (size_t i = 0; i < peers.size(); ++i) CHECK_EQ(f.drain(peers[i]).size(), wants(i) ? 1u : 0u);
+  REQUIRE_ERR(f.bus.disconnect(peers[3]), 0);
+  REQUIRE_ERR(f.bus.match_remove(peers[10], 2), 0);
+  REQUIRE_ERR(f.bus.match_remove(peers[10], 3), 0);
+  REQUIRE_ERR(f.send(sender, f.signal("Sig").cookie(2)), 0);
+  for (size_t i = 0; i < peers.size(); ++i) {
+    if (i == 3) continue;
+    CHECK_EQ(f.drain(peers[i]).size(), wants(i) && i != 10 ? 1u : 0u);
+  }
 }
 
 TEST(match, "the per-connection rule limit is EMFILE") {
