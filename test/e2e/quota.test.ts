@@ -141,9 +141,11 @@ bridgeOnly('a user over its fd quota', () => {
     const receiver = spawnTracked(PYTHON, [fixture('quota_client.py'), 'sink', path, 'org.example.FdSink', `${CONNS * COUNT}`], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // The flood starts once the sink owns its name: calls to a name nobody
+    // owns yet are answered at once and would never fill a queue.
+    await waitForLine(receiver, /^ready/, 10000);
     const flooder = spawnAs(NOBODY, ['flood-fds', path, 'org.example.FdSink', `${CONNS}`, `${COUNT}`, `${SIZE}`]);
     try {
-      await waitForLine(receiver, /^ready/, 10000);
       await waitForLine(flooder, /^connected/, 10000);
       expect(await waitForLine(flooder, /^(stalled|done) /, 20000)).toMatch(/^stalled /);
       // Its output is kept from here on: the flooder's end is awaited first.
