@@ -3,6 +3,8 @@
  * Parse the command line, read the configuration, daemonize if asked, start
  * the bus, tell the caller where it is, then serve until told to stop.
  */
+// First: SIGUSR2's early handler and the start-up clock (handover/early.ts says why).
+import { takeEarlyUpgrade, wallClockMs } from './handover/early';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork, USAGE, versionText } from './cli';
@@ -18,6 +20,9 @@ import { introspectXml } from './driver/introspect';
 import { serviceManager, takeNotifySocket } from './service-manager';
 import { checkHandoverState, listenForSuccessor, receiveBus, ServingProcess, splitHandoverArgs, takeInheritedState, upgradeInPlace } from './handover';
 import type { Container } from './handover/format';
+import { ResumeTimeline } from './handover/timing';
+
+const mainAt = wallClockMs();
 
 function packageVersion(): string {
   // Compiled code lives one directory deeper than the sources; look upwards.
@@ -183,21 +188,14 @@ interface HandoverStart {
   handoverSocket?: string;
   /** The state to resume from (in place, or received over --take-over's socket). */
   resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
+  timeline?: ResumeTimeline;
 }
-
-// SIGUSR2 would end the process until the bus serves (its default action):
-// one that comes while a resumed bus starts up is kept for when it can act.
-let earlyUpgrade = false;
-const onEarlyUpgrade = (): void => {
-  earlyUpgrade = true;
-};
-process.on('SIGUSR2', onEarlyUpgrade);
 
 function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined, serving?: ServingProcess): void {
   if (serving !== undefined) {
-    process.off('SIGUSR2', onEarlyUpgrade);
+    const early = takeEarlyUpgrade();
     process.on('SIGUSR2', () => void upgradeInPlace(serving));
-    if (earlyUpgrade) setImmediate(() => void upgradeInPlace(serving));
+    if (early) setImmediate(() => void upgradeInPlace(serving));
     if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
   }
   let config: BusConfig | undefined;
@@ -243,11 +241,13 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
   if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
   takeNotifySocket();
+  const timeline = start.timeline;
   let bus: RunningBus;
   let config: BusConfig;
   try {
     config = loadConfig(options.configFile, { warn: log.warn });
     configureLog({ prefix: busLogPrefix(config.type) });
+    timeline?.mark('configuration');
     bus = startBus({
       config,
       configPath: options.configFile,
@@ -256,6 +256,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
       restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses },
     });
     bus.adoptActivation(control.activation);
+    timeline?.mark('restore, driver and policy');
   } catch (e) {
     const text = `Failed to resume the message bus: ${(e as Error).message}`;
     confirm?.(false, text);
@@ -289,6 +290,8 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   };
   installSignals(bus, options, pidFile, serving);
   serviceManager.ready();
+  timeline?.mark('pid file, signals, ready');
+  timeline?.done();
   log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
   setImmediate(preloadCodec);
   return -1;
@@ -402,15 +405,21 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (ho.checkState !== undefined) return checkHandoverState(ho.checkState);
   // Before anything is spawned: the state's descriptor is ours alone.
   let resumeFrom: HandoverStart['resume'];
+  let timeline: ResumeTimeline | undefined;
   try {
     const inherited = takeInheritedState();
-    if (inherited !== undefined) resumeFrom = { container: inherited, fds: inherited.control.fds ?? [] };
+    if (inherited !== undefined) {
+      resumeFrom = { container: inherited, fds: inherited.control.fds ?? [] };
+      timeline = new ResumeTimeline(mainAt);
+      timeline.mark('state read');
+    }
     else if (ho.takeOver !== undefined) resumeFrom = receiveBus(ho.takeOver);
   } catch (e) {
     log.error(`Failed to take the bus over: ${(e as Error).message}`);
     return 1;
   }
   let result = parseCommandLine(ho.rest);
+  timeline?.mark('command line');
   // A successor may leave the configuration to the bus it takes over.
   if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {
     result = parseCommandLine([...ho.rest, `--config-file=${resumeFrom.container.control.options.configFile}`]);
@@ -435,7 +444,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (result.usage) fs.writeSync(2, `${USAGE}\n`);
       return 1;
     case 'run':
-      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom });
+      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom, timeline });
   }
 }
 
