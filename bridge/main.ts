@@ -418,7 +418,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     log.error(`Failed to take the bus over: ${(e as Error).message}`);
     return 1;
   }
-  let result = parseCommandLine(ho.rest);
+  // In place the arguments are the very ones the old image parsed: its parse is reused.
+  const parsedBefore = resumeFrom !== undefined && resumeFrom.confirm === undefined ? resumeFrom.container.control.options : undefined;
+  let result: ReturnType<typeof parseCommandLine> =
+    parsedBefore !== undefined ? { kind: 'run', options: { ...parsedBefore } } : parseCommandLine(ho.rest);
   timeline?.mark('command line');
   // A successor may leave the configuration to the bus it takes over.
   if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {
