@@ -193,9 +193,10 @@ interface HandoverStart {
 
 function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined, serving?: ServingProcess): void {
   if (serving !== undefined) {
-    const early = takeEarlyUpgrade();
+    // On before the early handler is off: Node.js drops a signal that the
+    // event loop has not dispatched yet if its last listener goes meanwhile.
     process.on('SIGUSR2', () => void upgradeInPlace(serving));
-    if (early) setImmediate(() => void upgradeInPlace(serving));
+    if (takeEarlyUpgrade()) setImmediate(() => void upgradeInPlace(serving));
     if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
   }
   let config: BusConfig | undefined;
