@@ -15,6 +15,7 @@ import { native } from './native';
 import { writeStartPlan } from './start-plan';
 import { busLogPrefix, configureLog, log } from './log';
 import { startBus, RunningBus } from './bus';
+import { compilePolicy } from './policy';
 import { preloadCodec } from './driver/codec';
 import { introspectXml } from './driver/introspect';
 import { serviceManager, takeNotifySocket } from './service-manager';
@@ -189,6 +190,27 @@ interface HandoverStart {
   /** The state to resume from (in place, or received over --take-over's socket). */
   resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
   timeline?: ResumeTimeline;
+  /** A successor's configuration, read before it asked for the bus. */
+  prepared?: { configFile: string; config: BusConfig };
+}
+
+/**
+ * What a successor (--take-over) can do before the old bus freezes: the
+ * configuration it was given, read and checked, and the driver's codec.
+ * Anything wrong is left for the resume to report as usual.
+ */
+function prepareSuccessor(args: string[]): HandoverStart['prepared'] {
+  preloadCodec();
+  const parsed = parseCommandLine(args);
+  if (parsed.kind !== 'run') return undefined;
+  const configFile = resolveConfigFile(parsed.options.configFile);
+  try {
+    const config = loadConfig(configFile, { warn: log.warn });
+    compilePolicy(config, { warn: () => undefined });
+    return { configFile, config };
+  } catch {
+    return undefined;
+  }
 }
 
 function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined, serving?: ServingProcess): void {
@@ -246,7 +268,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   let bus: RunningBus;
   let config: BusConfig;
   try {
-    config = loadConfig(options.configFile, { warn: log.warn });
+    config = start.prepared?.configFile === options.configFile ? start.prepared.config : loadConfig(options.configFile, { warn: log.warn });
     configureLog({ prefix: busLogPrefix(config.type) });
     timeline?.mark('configuration');
     bus = startBus({
@@ -407,6 +429,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Before anything is spawned: the state's descriptor is ours alone.
   let resumeFrom: HandoverStart['resume'];
   let timeline: ResumeTimeline | undefined;
+  let prepared: HandoverStart['prepared'];
   try {
     const inherited = takeInheritedState();
     if (inherited !== undefined) {
@@ -414,7 +437,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       timeline = new ResumeTimeline(mainAt);
       timeline.mark('state read');
     }
-    else if (ho.takeOver !== undefined) resumeFrom = receiveBus(ho.takeOver);
+    else if (ho.takeOver !== undefined) {
+      // Ready before the old bus freezes: whatever does not need its state is done first.
+      prepared = prepareSuccessor(ho.rest);
+      resumeFrom = receiveBus(ho.takeOver);
+    }
   } catch (e) {
     log.error(`Failed to take the bus over: ${(e as Error).message}`);
     return 1;
@@ -448,7 +475,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (result.usage) fs.writeSync(2, `${USAGE}\n`);
       return 1;
     case 'run':
-      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom, timeline });
+      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom, timeline, prepared });
   }
 }
 
