@@ -10,7 +10,7 @@
  * unambiguous `--name=value` words; yargs then turns those into typed options
  * against a strict schema.
  */
-import yargs from 'yargs';
+import type yargsType from 'yargs';
 import { parseCLong } from './config/numbers';
 
 export const SESSION_CONFIG_FILE = '/usr/share/dbus-1/session.conf';
@@ -205,8 +205,15 @@ function canonical(s: Scan): string[] {
 
 const TRISTATE: readonly Tristate[] = ['config', 'always', 'never'];
 
+// Loaded when a command line is parsed: a bus upgraded in place reuses the
+// parse its old image made, and saves Node.js loading yargs inside the pause.
+function loadYargs(): typeof yargsType {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require('yargs') as typeof yargsType;
+}
+
 function typed(words: string[]): CliOptions {
-  const parsed = yargs(words)
+  const parsed = loadYargs()(words)
     .parserConfiguration({
       'camel-case-expansion': false,
       'dot-notation': false,

@@ -61,7 +61,20 @@ function emit(level: LogLevel, message: string): void {
   }
 }
 
+/** Debug lines (timings): only with KDBUS_BRIDGE_DEBUG set to anything but empty. */
+const debugOn = (process.env.KDBUS_BRIDGE_DEBUG ?? '') !== '';
+
 export const log = {
+  /** Never to syslog: meant for someone measuring, on standard error. */
+  debug: (message: string): void => {
+    if (debugOn && settings.stderr) {
+      try {
+        fs.writeSync(2, `${program}[${process.pid}]: ${settings.prefix}debug: ${message}\n`);
+      } catch {
+        // as emit()
+      }
+    }
+  },
   info: (message: string): void => emit('info', message),
   warn: (message: string): void => emit('warning', message),
   error: (message: string): void => emit('error', message),

@@ -3,6 +3,8 @@
  * Parse the command line, read the configuration, daemonize if asked, start
  * the bus, tell the caller where it is, then serve until told to stop.
  */
+// First: SIGUSR2's early handler and the start-up clock (handover/early.ts says why).
+import { takeEarlyUpgrade, wallClockMs } from './handover/early';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CliOptions, listenAddresses, parseCommandLine, PROGRAM_NAME, shouldFork, USAGE, versionText } from './cli';
@@ -13,11 +15,15 @@ import { native } from './native';
 import { writeStartPlan } from './start-plan';
 import { busLogPrefix, configureLog, log } from './log';
 import { startBus, RunningBus } from './bus';
+import { compilePolicy } from './policy';
 import { preloadCodec } from './driver/codec';
 import { introspectXml } from './driver/introspect';
 import { serviceManager, takeNotifySocket } from './service-manager';
 import { checkHandoverState, listenForSuccessor, receiveBus, ServingProcess, splitHandoverArgs, takeInheritedState, upgradeInPlace } from './handover';
 import type { Container } from './handover/format';
+import { ResumeTimeline } from './handover/timing';
+
+const mainAt = wallClockMs();
 
 function packageVersion(): string {
   // Compiled code lives one directory deeper than the sources; look upwards.
@@ -183,21 +189,36 @@ interface HandoverStart {
   handoverSocket?: string;
   /** The state to resume from (in place, or received over --take-over's socket). */
   resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
+  timeline?: ResumeTimeline;
+  /** A successor's configuration, read before it asked for the bus. */
+  prepared?: { configFile: string; config: BusConfig };
 }
 
-// SIGUSR2 would end the process until the bus serves (its default action):
-// one that comes while a resumed bus starts up is kept for when it can act.
-let earlyUpgrade = false;
-const onEarlyUpgrade = (): void => {
-  earlyUpgrade = true;
-};
-process.on('SIGUSR2', onEarlyUpgrade);
+/**
+ * What a successor (--take-over) can do before the old bus freezes: the
+ * configuration it was given, read and checked, and the driver's codec.
+ * Anything wrong is left for the resume to report as usual.
+ */
+function prepareSuccessor(args: string[]): HandoverStart['prepared'] {
+  preloadCodec();
+  const parsed = parseCommandLine(args);
+  if (parsed.kind !== 'run') return undefined;
+  const configFile = resolveConfigFile(parsed.options.configFile);
+  try {
+    const config = loadConfig(configFile, { warn: log.warn });
+    compilePolicy(config, { warn: () => undefined });
+    return { configFile, config };
+  } catch {
+    return undefined;
+  }
+}
 
 function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile | undefined, serving?: ServingProcess): void {
   if (serving !== undefined) {
-    process.off('SIGUSR2', onEarlyUpgrade);
+    // On before the early handler is off: Node.js drops a signal that the
+    // event loop has not dispatched yet if its last listener goes meanwhile.
     process.on('SIGUSR2', () => void upgradeInPlace(serving));
-    if (earlyUpgrade) setImmediate(() => void upgradeInPlace(serving));
+    if (takeEarlyUpgrade()) setImmediate(() => void upgradeInPlace(serving));
     if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
   }
   let config: BusConfig | undefined;
@@ -243,11 +264,13 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
   if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
   takeNotifySocket();
+  const timeline = start.timeline;
   let bus: RunningBus;
   let config: BusConfig;
   try {
-    config = loadConfig(options.configFile, { warn: log.warn });
+    config = start.prepared?.configFile === options.configFile ? start.prepared.config : loadConfig(options.configFile, { warn: log.warn });
     configureLog({ prefix: busLogPrefix(config.type) });
+    timeline?.mark('configuration');
     bus = startBus({
       config,
       configPath: options.configFile,
@@ -256,6 +279,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
       restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses },
     });
     bus.adoptActivation(control.activation);
+    timeline?.mark('restore, driver and policy');
   } catch (e) {
     const text = `Failed to resume the message bus: ${(e as Error).message}`;
     confirm?.(false, text);
@@ -289,6 +313,8 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   };
   installSignals(bus, options, pidFile, serving);
   serviceManager.ready();
+  timeline?.mark('pid file, signals, ready');
+  timeline?.done();
   log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
   setImmediate(preloadCodec);
   return -1;
@@ -402,15 +428,29 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (ho.checkState !== undefined) return checkHandoverState(ho.checkState);
   // Before anything is spawned: the state's descriptor is ours alone.
   let resumeFrom: HandoverStart['resume'];
+  let timeline: ResumeTimeline | undefined;
+  let prepared: HandoverStart['prepared'];
   try {
     const inherited = takeInheritedState();
-    if (inherited !== undefined) resumeFrom = { container: inherited, fds: inherited.control.fds ?? [] };
-    else if (ho.takeOver !== undefined) resumeFrom = receiveBus(ho.takeOver);
+    if (inherited !== undefined) {
+      resumeFrom = { container: inherited, fds: inherited.control.fds ?? [] };
+      timeline = new ResumeTimeline(mainAt);
+      timeline.mark('state read');
+    }
+    else if (ho.takeOver !== undefined) {
+      // Ready before the old bus freezes: whatever does not need its state is done first.
+      prepared = prepareSuccessor(ho.rest);
+      resumeFrom = receiveBus(ho.takeOver);
+    }
   } catch (e) {
     log.error(`Failed to take the bus over: ${(e as Error).message}`);
     return 1;
   }
-  let result = parseCommandLine(ho.rest);
+  // In place the arguments are the very ones the old image parsed: its parse is reused.
+  const parsedBefore = resumeFrom !== undefined && resumeFrom.confirm === undefined ? resumeFrom.container.control.options : undefined;
+  let result: ReturnType<typeof parseCommandLine> =
+    parsedBefore !== undefined ? { kind: 'run', options: { ...parsedBefore } } : parseCommandLine(ho.rest);
+  timeline?.mark('command line');
   // A successor may leave the configuration to the bus it takes over.
   if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {
     result = parseCommandLine([...ho.rest, `--config-file=${resumeFrom.container.control.options.configFile}`]);
@@ -435,7 +475,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (result.usage) fs.writeSync(2, `${USAGE}\n`);
       return 1;
     case 'run':
-      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom });
+      return run(result.options, { argv: argv.filter((a) => !a.startsWith('--take-over=')), handoverSocket: ho.handoverSocket, resume: resumeFrom, timeline, prepared });
   }
 }
 

@@ -20,6 +20,8 @@
  *   storm   ADDR NCLIENTS NCALLS DEST PID      RequestName+AddMatch+calls at once
  *   pause   ADDR DEST SECS PID                 serial calls; SIGUSR2 to PID (an in-place
  *                                              upgrade) at SECS/3; the longest gap between replies
+ *   pause   ADDR DEST SECS 'SHELL COMMAND'     the same, running the command (a successor that
+ *                                              takes the bus over) at SECS/3 instead
  *   names   ADDR NNAMES OP SECS PID            one client owns NNAMES well-known names, then OP:
  *                                              request (RequestName+ReleaseName of one more name),
  *                                              getowner (GetNameOwner of an owned name), list
@@ -786,7 +788,7 @@ static int mode_hold(char **a) {
 static int mode_pause(char **a) {
     const char *dest = a[1];
     double secs = atof(a[2]);
-    long pid = atol(a[3]);
+    long pid = a[3][strspn(a[3], "0123456789")] == '\0' ? atol(a[3]) : 0;
     conn_t c = {0};
     conn_open(&c, 0);
     out_msg_t call = {.type = T_CALL, .path = "/org/bench/Echo", .iface = "org.bench.Echo", .member = "Ping",
@@ -817,7 +819,17 @@ static int mode_pause(char **a) {
         }
         double t = now();
         if (!signalled && t - t0 >= secs / 3) {
-            if (kill((pid_t)pid, SIGUSR2) < 0) die("kill %ld: %s", pid, strerror(errno));
+            if (pid > 0) {
+                if (kill((pid_t)pid, SIGUSR2) < 0) die("kill %ld: %s", pid, strerror(errno));
+            } else {
+                /* A handover between processes: start the successor, not waited for (it is the bus now). */
+                pid_t child = fork();
+                if (child < 0) die("fork: %s", strerror(errno));
+                if (child == 0) {
+                    execl("/bin/sh", "sh", "-c", a[3], (char *)NULL);
+                    _exit(127);
+                }
+            }
             signalled = 1;
         }
         if (t - t0 >= secs) break;

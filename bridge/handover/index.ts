@@ -15,6 +15,8 @@ import type { RunningBus } from '../bus';
 import { serviceManager } from '../service-manager';
 import { Container, ControlState, CONTROL_VERSION, decodeContainer, encodeContainer } from './format';
 import { FdWatch, handoverNative } from './native-io';
+import { wallClockMs } from './early';
+import { oldSideEnv } from './timing';
 
 /** Names the memory file holding the state across execve; taken out of the environment at once. */
 const STATE_FD_ENV = 'KDBUS_BRIDGE_HANDOVER_FD';
@@ -153,6 +155,7 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
   try {
     // The probe carries a real native state (frozen and thawed at once) so the
     // new program checks the format it will have to read.
+    const checkAt = wallClockMs();
     const probe = p.bus.freeze();
     p.bus.thaw();
     const why = await runCheck(encodeContainer({ control: controlState(p), native: probe.state }));
@@ -160,19 +163,24 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
       log.warn(`Not upgrading in place: the new program cannot resume this bus: ${why}`);
       return;
     }
+    const frozenAt = wallClockMs();
     const frozen = p.bus.freeze();
     wasFrozen = true;
+    const freezeMs = wallClockMs() - frozenAt;
     let memfd = -1;
     let reason: string;
     try {
-      memfd = handoverNative.memfdFromBuffer(encodeContainer({ control: controlState(p, frozen.fds), native: frozen.state }));
+      const container = encodeContainer({ control: controlState(p, frozen.fds), native: frozen.state });
+      memfd = handoverNative.memfdFromBuffer(container);
       // Standard descriptors too: something in the process may have marked
       // them close-on-exec, and the bus's log and its caller's pipes must stay.
       for (const fd of [0, 1, 2, ...frozen.fds, memfd]) {
         const rc = handoverNative.clearCloexec(fd);
         if (rc !== 0) throw new Error(`cannot keep descriptor ${fd} (errno ${rc})`);
       }
-      const env: NodeJS.ProcessEnv = { ...process.env, [STATE_FD_ENV]: String(memfd) };
+      const execAt = wallClockMs();
+      const times = { checkMs: frozenAt - checkAt, freezeMs, stateMs: execAt - frozenAt - freezeMs, stateBytes: container.length, frozenAt, execAt };
+      const env: NodeJS.ProcessEnv = { ...process.env, [STATE_FD_ENV]: String(memfd), ...oldSideEnv(times) };
       if (p.notifySocket !== undefined) env.NOTIFY_SOCKET = p.notifySocket;
       const self = selfCommand();
       const rc = handoverNative.execve(
