@@ -18,6 +18,7 @@ import { introspectXml } from './driver/introspect';
 import { serviceManager, takeNotifySocket } from './service-manager';
 import { checkHandoverState, listenForSuccessor, receiveBus, ServingProcess, splitHandoverArgs, takeInheritedState, upgradeInPlace } from './handover';
 import type { Container } from './handover/format';
+import { keepInStore, resumeFromStore, StoredDescriptors, takeFdStoreLimit, takeStoredDescriptors } from './handover/fdstore';
 
 function packageVersion(): string {
   // Compiled code lives one directory deeper than the sources; look upwards.
@@ -182,7 +183,7 @@ interface HandoverStart {
   argv: string[];
   handoverSocket?: string;
   /** The state to resume from (in place, or received over --take-over's socket). */
-  resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
+  resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void; fromStore?: boolean };
 }
 
 // SIGUSR2 would end the process until the bus serves (its default action):
@@ -201,17 +202,25 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
     if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
   }
   let config: BusConfig | undefined;
-  const quit = (): void => {
+  const quit = (notified = false): void => {
     try {
-      serviceManager.stopping();
+      if (!notified) serviceManager.stopping();
       bus.stop();
     } finally {
       pidFile?.remove();
       process.exit(0);
     }
   };
-  process.on('SIGTERM', quit);
-  process.on('SIGINT', quit);
+  process.on('SIGTERM', () => {
+    // What `systemctl restart` sends: the clients may wait in systemd's store.
+    serviceManager.stopping();
+    if (serving !== undefined && keepInStore(serving)) {
+      pidFile?.remove();
+      process.exit(0);
+    }
+    quit(true);
+  });
+  process.on('SIGINT', () => quit());
   process.on('SIGHUP', () => {
     serviceManager.reload(() => {
       try {
@@ -237,9 +246,9 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
  * pid (a new process).
  */
 function resume(options: CliOptions, start: HandoverStart & { resume: NonNullable<HandoverStart['resume']> }): number {
-  const { container, fds, confirm } = start.resume;
+  const { container, fds, confirm, fromStore } = start.resume;
   const control = container.control;
-  const inPlace = confirm === undefined;
+  const inPlace = confirm === undefined && fromStore !== true;
   configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
   if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
   takeNotifySocket();
@@ -289,7 +298,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   };
   installSignals(bus, options, pidFile, serving);
   serviceManager.ready();
-  log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
+  log.info(inPlace ? 'Upgraded in place' : fromStore ? "Resumed the bus from the service manager's file descriptor store" : 'Took the bus over');
   setImmediate(preloadCodec);
   return -1;
 }
@@ -297,7 +306,8 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
 async function run(options: CliOptions, start: HandoverStart = { argv: [] }): Promise<number> {
   if (start.resume !== undefined) {
     // In place, the file the bus was started with: a daemonized bus has moved to / since.
-    const configFile = start.resume.confirm === undefined ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
+    const inPlace = start.resume.confirm === undefined && start.resume.fromStore !== true;
+    const configFile = inPlace ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
     return resume({ ...options, configFile }, { ...start, resume: start.resume });
   }
   const readyFd = takeReadyFd();
@@ -401,6 +411,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   const ho = splitHandoverArgs(argv);
   if (ho.checkState !== undefined) return checkHandoverState(ho.checkState);
   // Before anything is spawned: the state's descriptor is ours alone.
+  takeFdStoreLimit();
+  let stored: StoredDescriptors | undefined;
+  try {
+    stored = takeStoredDescriptors();
+  } catch (e) {
+    log.warn(`Unable to read the file descriptor store: ${(e as Error).message}`);
+  }
   let resumeFrom: HandoverStart['resume'];
   try {
     const inherited = takeInheritedState();
@@ -414,6 +431,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   // A successor may leave the configuration to the bus it takes over.
   if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {
     result = parseCommandLine([...ho.rest, `--config-file=${resumeFrom.container.control.options.configFile}`]);
+  }
+  if (stored !== undefined && result.kind === 'run') {
+    if (resumeFrom !== undefined) resumeFromStore({ ...stored, states: [new Error('another handover is under way')] }, '');
+    else {
+      try {
+        const kept = resumeFromStore(stored, resolveConfigFile(result.options.configFile));
+        if (kept !== undefined) resumeFrom = { ...kept, fromStore: true };
+      } catch (e) {
+        log.error(`Failed to resume the bus kept in the file descriptor store: ${(e as Error).message}`);
+        return 1;
+      }
+    }
   }
   if (resumeFrom !== undefined && result.kind !== 'run') {
     resumeFrom.confirm?.(false, 'bad command line');

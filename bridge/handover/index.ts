@@ -15,6 +15,7 @@ import type { RunningBus } from '../bus';
 import { serviceManager } from '../service-manager';
 import { Container, ControlState, CONTROL_VERSION, decodeContainer, encodeContainer } from './format';
 import { FdWatch, handoverNative } from './native-io';
+import { fdStoreEnv } from './fdstore';
 
 /** Names the memory file holding the state across execve; taken out of the environment at once. */
 const STATE_FD_ENV = 'KDBUS_BRIDGE_HANDOVER_FD';
@@ -52,7 +53,7 @@ export interface ServingProcess {
   handoverSocket?: string;
 }
 
-function controlState(p: ServingProcess, fds?: number[]): ControlState {
+export function controlState(p: ServingProcess, fds?: number[]): ControlState {
   return {
     version: CONTROL_VERSION,
     argv: p.argv,
@@ -172,7 +173,7 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
         const rc = handoverNative.clearCloexec(fd);
         if (rc !== 0) throw new Error(`cannot keep descriptor ${fd} (errno ${rc})`);
       }
-      const env: NodeJS.ProcessEnv = { ...process.env, [STATE_FD_ENV]: String(memfd) };
+      const env: NodeJS.ProcessEnv = { ...process.env, ...fdStoreEnv(), [STATE_FD_ENV]: String(memfd) };
       if (p.notifySocket !== undefined) env.NOTIFY_SOCKET = p.notifySocket;
       const self = selfCommand();
       const rc = handoverNative.execve(
