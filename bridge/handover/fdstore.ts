@@ -82,6 +82,11 @@ export function pushToStore(socket: string, name: string, fds: number[]): number
   return 0;
 }
 
+/** sd_notify_barrier(3): 0 once the service manager has read every message before, or an errno. */
+export function storeBarrier(socket: string, timeoutMs = BARRIER_TIMEOUT_MS): number {
+  return io.notifyBarrier(socket, timeoutMs);
+}
+
 function removeFromStore(socket: string): void {
   for (const name of [STATE_NAME, FD_NAME]) native.notify(socket, `FDSTOREREMOVE=1\nFDNAME=${name}`);
 }
@@ -114,7 +119,7 @@ export function keepInStore(p: ServingProcess): boolean {
     let rc = pushToStore(socket, FD_NAME, unique);
     if (rc === 0) rc = pushToStore(socket, STATE_NAME, [memfd]);
     // Until systemd has read them all, exiting could lose some.
-    if (rc === 0) rc = io.notifyBarrier(socket, BARRIER_TIMEOUT_MS);
+    if (rc === 0) rc = storeBarrier(socket);
     fs.closeSync(memfd);
     memfd = -1;
     if (rc === 0) {
