@@ -183,7 +183,13 @@ interface HandoverStart {
   argv: string[];
   handoverSocket?: string;
   /** The state to resume from (in place, or received over --take-over's socket). */
-  resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void; fromStore?: boolean };
+  resume?: {
+    container: Container;
+    fds: number[];
+    confirm?(ok: boolean, why?: string): void;
+    /** From systemd's file descriptor store; `gone`: its descriptors systemd closed meanwhile. */
+    fromStore?: { gone: number };
+  };
 }
 
 // SIGUSR2 would end the process until the bus serves (its default action):
@@ -248,7 +254,7 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
 function resume(options: CliOptions, start: HandoverStart & { resume: NonNullable<HandoverStart['resume']> }): number {
   const { container, fds, confirm, fromStore } = start.resume;
   const control = container.control;
-  const inPlace = confirm === undefined && fromStore !== true;
+  const inPlace = confirm === undefined && fromStore === undefined;
   configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
   if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
   takeNotifySocket();
@@ -298,7 +304,10 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   };
   installSignals(bus, options, pidFile, serving);
   serviceManager.ready();
-  log.info(inPlace ? 'Upgraded in place' : fromStore ? "Resumed the bus from the service manager's file descriptor store" : 'Took the bus over');
+  if (fromStore !== undefined) {
+    const gone = fromStore.gone > 0 ? ` (${fromStore.gone} of its connections hung up meanwhile)` : '';
+    log.info(`Resumed the bus from the service manager's file descriptor store${gone}`);
+  } else log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
   setImmediate(preloadCodec);
   return -1;
 }
@@ -306,7 +315,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
 async function run(options: CliOptions, start: HandoverStart = { argv: [] }): Promise<number> {
   if (start.resume !== undefined) {
     // In place, the file the bus was started with: a daemonized bus has moved to / since.
-    const inPlace = start.resume.confirm === undefined && start.resume.fromStore !== true;
+    const inPlace = start.resume.confirm === undefined && start.resume.fromStore === undefined;
     const configFile = inPlace ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
     return resume({ ...options, configFile }, { ...start, resume: start.resume });
   }
@@ -437,7 +446,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     else {
       try {
         const kept = resumeFromStore(stored, resolveConfigFile(result.options.configFile));
-        if (kept !== undefined) resumeFrom = { ...kept, fromStore: true };
+        if (kept !== undefined) resumeFrom = { container: kept.container, fds: kept.fds, fromStore: { gone: kept.gone } };
       } catch (e) {
         log.error(`Failed to resume the bus kept in the file descriptor store: ${(e as Error).message}`);
         return 1;

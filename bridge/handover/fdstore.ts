@@ -200,7 +200,7 @@ export function takeStoredDescriptors(env: NodeJS.ProcessEnv = process.env): Sto
  * listeners include every socket systemd passes. Otherwise its descriptors
  * are closed (its clients see the bus go away) and the bus starts afresh.
  */
-export function resumeFromStore(stored: StoredDescriptors, configFile: string): { container: Container; fds: number[] } | undefined {
+export function resumeFromStore(stored: StoredDescriptors, configFile: string): { container: Container; fds: number[]; gone: number } | undefined {
   const discard = (why: string): undefined => {
     log.warn(`Not resuming the bus kept in the file descriptor store: ${why}; starting afresh`);
     closeAll(stored.fds);
@@ -246,6 +246,5 @@ export function resumeFromStore(stored: StoredDescriptors, configFile: string): 
   delete process.env.LISTEN_PID;
   delete process.env.LISTEN_FDS;
   delete process.env.LISTEN_FDNAMES;
-  if (gone > 0) log.info(`${gone} descriptors of the stored bus were closed while it was stopped (clients that left)`);
-  return { container, fds };
+  return { container, fds, gone };
 }
