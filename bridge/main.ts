@@ -257,6 +257,8 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   const inPlace = confirm === undefined && fromStore === undefined;
   configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
   if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
+  // Kept for the next handover: taking it out of the environment below forgets it there.
+  const notifySocket = process.env.NOTIFY_SOCKET !== '' ? process.env.NOTIFY_SOCKET : undefined;
   takeNotifySocket();
   let bus: RunningBus;
   let config: BusConfig;
@@ -297,7 +299,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
     bus,
     argv: start.argv,
     options,
-    notifySocket: process.env.NOTIFY_SOCKET,
+    notifySocket,
     pidFile,
     daemonized: control.daemonized,
     handoverSocket: start.handoverSocket,
