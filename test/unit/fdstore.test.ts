@@ -1,7 +1,9 @@
-import { openSync, closeSync, mkdtempSync, rmSync } from 'fs';
+import { openSync, closeSync, fstatSync, mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { FD_NAME, fdStoreEnv, LIMIT_ENV, PER_MESSAGE, pushToStore, storeBarrier, takeFdStoreLimit } from '../../bridge/handover/fdstore';
+import { FD_NAME, fdStoreEnv, LIMIT_ENV, MAX_AGE_MS, PER_MESSAGE, pushToStore, resumeFromStore, storeBarrier, takeFdStoreLimit } from '../../bridge/handover/fdstore';
+import { Container, CONTROL_VERSION } from '../../bridge/handover/format';
+import { log } from '../../bridge/log';
 import { spawnTracked, terminateAll, waitForLine } from '../helpers/processes';
 import { fixture, PYTHON } from '../helpers/service';
 
@@ -69,4 +71,60 @@ test('the store size comes from $FDSTORE (systemd 254 and later) before our own 
   expect(fdStoreEnv()).toEqual({});
   takeFdStoreLimit({});
   expect(fdStoreEnv()).toEqual({});
+});
+
+// The rule for stale state (docs/handover.md): each refusal closes every stored descriptor.
+describe('a stored bus is not resumed', () => {
+  const config = '/etc/dbus-1/system.conf';
+  const stored = (savedAtMs: number, configFile = config): { container: Container; fds: number[] } => {
+    const fds = [openSync('/dev/null', 'r'), openSync('/dev/null', 'r')];
+    const container: Container = {
+      control: {
+        version: CONTROL_VERSION,
+        argv: ['--system'],
+        options: { configFile, fork: 'never', writePidfile: false, syslog: 'config', syslogOnly: true, systemdActivation: true },
+        guid: '0123456789abcdef0123456789abcdef',
+        addresses: ['unix:path=/run/dbus/system_bus_socket'],
+        log: { stderr: false, syslog: true, prefix: '' },
+        daemonized: false,
+        activation: { environment: {}, pending: [] },
+        fdStore: { savedAtMs, ids: fds.map((fd) => { const st = fstatSync(fd, { bigint: true }); return `${st.dev}:${st.ino}`; }) },
+      },
+      native: Buffer.from('not checked before the rule refuses'),
+    };
+    return { container, fds };
+  };
+  const closed = (fd: number): boolean => {
+    try {
+      fstatSync(fd);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+
+  let warned: string[];
+  beforeEach(() => {
+    warned = [];
+    jest.spyOn(log, 'warn').mockImplementation((text: string) => void warned.push(text));
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  test.each([
+    ['saved too long ago', MAX_AGE_MS + 1000, config, /it was saved 61 s ago \(at most 60 s\)/],
+    ['saved by another configuration file', 0, '/etc/dbus-1/session.conf', /it ran with \/etc\/dbus-1\/session.conf, this bus with \/etc\/dbus-1\/system.conf/],
+  ])('when %s', (_why, ageMs, configFile, reason) => {
+    const { container, fds } = stored(Date.now() - ageMs, configFile);
+    expect(resumeFromStore({ states: [container], fds, sockets: [] }, config)).toBeUndefined();
+    expect(fds.map(closed)).toEqual([true, true]);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(reason);
+  });
+
+  test('when no state decodes', () => {
+    const { fds } = stored(Date.now());
+    expect(resumeFromStore({ states: [new Error('not a kdbus-bridge handover state')], fds, sockets: [] }, config)).toBeUndefined();
+    expect(fds.map(closed)).toEqual([true, true]);
+    expect(warned).toEqual(['Not resuming the bus kept in the file descriptor store: not a kdbus-bridge handover state; starting afresh']);
+  });
 });
