@@ -22,6 +22,7 @@ import { serviceManager, takeNotifySocket } from './service-manager';
 import { checkHandoverState, listenForSuccessor, receiveBus, ServingProcess, splitHandoverArgs, takeInheritedState, upgradeInPlace } from './handover';
 import type { Container } from './handover/format';
 import { ResumeTimeline } from './handover/timing';
+import { keepInStore, resumeFromStore, StoredDescriptors, takeFdStoreLimit, takeStoredDescriptors } from './handover/fdstore';
 
 const mainAt = wallClockMs();
 
@@ -188,7 +189,13 @@ interface HandoverStart {
   argv: string[];
   handoverSocket?: string;
   /** The state to resume from (in place, or received over --take-over's socket). */
-  resume?: { container: Container; fds: number[]; confirm?(ok: boolean, why?: string): void };
+  resume?: {
+    container: Container;
+    fds: number[];
+    confirm?(ok: boolean, why?: string): void;
+    /** From systemd's file descriptor store; `gone`: its descriptors systemd closed meanwhile. */
+    fromStore?: { gone: number };
+  };
   timeline?: ResumeTimeline;
   /** A successor's configuration, read before it asked for the bus. */
   prepared?: { configFile: string; config: BusConfig };
@@ -222,17 +229,25 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
     if (serving.handoverSocket !== undefined) listenForSuccessor(serving, serving.handoverSocket);
   }
   let config: BusConfig | undefined;
-  const quit = (): void => {
+  const quit = (notified = false): void => {
     try {
-      serviceManager.stopping();
+      if (!notified) serviceManager.stopping();
       bus.stop();
     } finally {
       pidFile?.remove();
       process.exit(0);
     }
   };
-  process.on('SIGTERM', quit);
-  process.on('SIGINT', quit);
+  process.on('SIGTERM', () => {
+    // What `systemctl restart` sends: the clients may wait in systemd's store.
+    serviceManager.stopping();
+    if (serving !== undefined && keepInStore(serving)) {
+      pidFile?.remove();
+      process.exit(0);
+    }
+    quit(true);
+  });
+  process.on('SIGINT', () => quit());
   process.on('SIGHUP', () => {
     serviceManager.reload(() => {
       try {
@@ -258,11 +273,13 @@ function installSignals(bus: RunningBus, options: CliOptions, pidFile: PidFile |
  * pid (a new process).
  */
 function resume(options: CliOptions, start: HandoverStart & { resume: NonNullable<HandoverStart['resume']> }): number {
-  const { container, fds, confirm } = start.resume;
+  const { container, fds, confirm, fromStore } = start.resume;
   const control = container.control;
-  const inPlace = confirm === undefined;
+  const inPlace = confirm === undefined && fromStore === undefined;
   configureLog(inPlace ? control.log : { stderr: !options.syslogOnly, syslog: options.syslog === 'always' || control.log.syslog });
   if (control.notifySocket !== undefined && process.env.NOTIFY_SOCKET === undefined) process.env.NOTIFY_SOCKET = control.notifySocket;
+  // Kept for the next handover: taking it out of the environment below forgets it there.
+  const notifySocket = process.env.NOTIFY_SOCKET !== '' ? process.env.NOTIFY_SOCKET : undefined;
   takeNotifySocket();
   const timeline = start.timeline;
   let bus: RunningBus;
@@ -306,7 +323,7 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
     bus,
     argv: start.argv,
     options,
-    notifySocket: process.env.NOTIFY_SOCKET,
+    notifySocket,
     pidFile,
     daemonized: control.daemonized,
     handoverSocket: start.handoverSocket,
@@ -315,7 +332,10 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
   serviceManager.ready();
   timeline?.mark('pid file, signals, ready');
   timeline?.done();
-  log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
+  if (fromStore !== undefined) {
+    const gone = fromStore.gone > 0 ? ` (${fromStore.gone} of its connections hung up meanwhile)` : '';
+    log.info(`Resumed the bus from the service manager's file descriptor store${gone}`);
+  } else log.info(inPlace ? 'Upgraded in place' : 'Took the bus over');
   setImmediate(preloadCodec);
   return -1;
 }
@@ -323,7 +343,8 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
 async function run(options: CliOptions, start: HandoverStart = { argv: [] }): Promise<number> {
   if (start.resume !== undefined) {
     // In place, the file the bus was started with: a daemonized bus has moved to / since.
-    const configFile = start.resume.confirm === undefined ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
+    const inPlace = start.resume.confirm === undefined && start.resume.fromStore === undefined;
+    const configFile = inPlace ? start.resume.container.control.options.configFile : resolveConfigFile(options.configFile);
     return resume({ ...options, configFile }, { ...start, resume: start.resume });
   }
   const readyFd = takeReadyFd();
@@ -427,6 +448,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   const ho = splitHandoverArgs(argv);
   if (ho.checkState !== undefined) return checkHandoverState(ho.checkState);
   // Before anything is spawned: the state's descriptor is ours alone.
+  takeFdStoreLimit();
+  let stored: StoredDescriptors | undefined;
+  try {
+    stored = takeStoredDescriptors();
+  } catch (e) {
+    log.warn(`Unable to read the file descriptor store: ${(e as Error).message}`);
+  }
   let resumeFrom: HandoverStart['resume'];
   let timeline: ResumeTimeline | undefined;
   let prepared: HandoverStart['prepared'];
@@ -454,6 +482,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   // A successor may leave the configuration to the bus it takes over.
   if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {
     result = parseCommandLine([...ho.rest, `--config-file=${resumeFrom.container.control.options.configFile}`]);
+  }
+  if (stored !== undefined && result.kind === 'run') {
+    if (resumeFrom !== undefined) resumeFromStore({ ...stored, states: [new Error('another handover is under way')] }, '');
+    else {
+      try {
+        const kept = resumeFromStore(stored, resolveConfigFile(result.options.configFile));
+        if (kept !== undefined) resumeFrom = { container: kept.container, fds: kept.fds, fromStore: { gone: kept.gone } };
+      } catch (e) {
+        log.error(`Failed to resume the bus kept in the file descriptor store: ${(e as Error).message}`);
+        return 1;
+      }
+    }
   }
   if (resumeFrom !== undefined && result.kind !== 'run') {
     resumeFrom.confirm?.(false, 'bad command line');

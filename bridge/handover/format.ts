@@ -47,6 +47,12 @@ export interface ControlState {
    * order over the socket instead.
    */
   fds?: number[];
+  /**
+   * Kept in systemd's file descriptor store only (fdstore.ts): when it was
+   * saved (ms since the epoch), and each descriptor's device:inode in the
+   * native state's order (systemd passes them back in an order of its own).
+   */
+  fdStore?: { savedAtMs: number; ids: string[] };
 }
 
 export interface Container {

@@ -16,6 +16,7 @@ import { serviceManager } from '../service-manager';
 import { Container, ControlState, CONTROL_VERSION, decodeContainer, encodeContainer } from './format';
 import { FdWatch, handoverNative } from './native-io';
 import { wallClockMs } from './early';
+import { fdStoreEnv } from './fdstore';
 import { oldSideEnv } from './timing';
 
 /** Names the memory file holding the state across execve; taken out of the environment at once. */
@@ -54,7 +55,7 @@ export interface ServingProcess {
   handoverSocket?: string;
 }
 
-function controlState(p: ServingProcess, fds?: number[]): ControlState {
+export function controlState(p: ServingProcess, fds?: number[]): ControlState {
   return {
     version: CONTROL_VERSION,
     argv: p.argv,
@@ -180,7 +181,7 @@ export async function upgradeInPlace(p: ServingProcess): Promise<void> {
       }
       const execAt = wallClockMs();
       const times = { checkMs: frozenAt - checkAt, freezeMs, stateMs: execAt - frozenAt - freezeMs, stateBytes: container.length, frozenAt, execAt };
-      const env: NodeJS.ProcessEnv = { ...process.env, [STATE_FD_ENV]: String(memfd), ...oldSideEnv(times) };
+      const env: NodeJS.ProcessEnv = { ...process.env, ...fdStoreEnv(), [STATE_FD_ENV]: String(memfd), ...oldSideEnv(times) };
       if (p.notifySocket !== undefined) env.NOTIFY_SOCKET = p.notifySocket;
       const self = selfCommand();
       const rc = handoverNative.execve(

@@ -5,7 +5,8 @@
 // A check passes for a bus when it is ok and its detail is the reference's;
 // it fails on any difference. A check that fails the same way on the
 // reference too is the image's, not the bus's: counted as skipped. Buses
-// after --measure are only measured.
+// after --measure are only measured. Lines "own NAME ok|fail DETAIL" are a
+// bus's own checks of what the reference does not do: they count as they are.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -18,6 +19,7 @@ const measured = split < 0 ? [] : rest.slice(split + 1);
 function read(bus) {
   const file = path.join(dir, bus, 'checks.txt');
   const checks = new Map();
+  const own = new Map();
   const metrics = new Map();
   let done = false;
   let text = '';
@@ -29,11 +31,13 @@ function read(bus) {
   for (const line of text.split('\n')) {
     const m = /^check (\S+) (ok|fail) ?(.*)$/.exec(line);
     if (m) checks.set(m[1], { ok: m[2] === 'ok', detail: m[3] });
+    const o = /^own (\S+) (ok|fail) ?(.*)$/.exec(line);
+    if (o) own.set(o[1], { ok: o[2] === 'ok', detail: o[3] });
     const k = /^metric (\S+) ?(.*)$/.exec(line);
     if (k) metrics.set(k[1], k[2]);
     if (line === 'done') done = true;
   }
-  return { checks, metrics, done };
+  return { checks, own, metrics, done };
 }
 
 const ref = read(reference);
@@ -61,6 +65,15 @@ for (const bus of others) {
     } else {
       failures.push(`${bus} ${name}: ${show(b)} where ${reference} gives: ${show(a)}`);
       console.log(`  FAIL  ${bus} ${name}\n        ${bus}: ${show(b)}\n        ${reference}: ${show(a)}`);
+    }
+  }
+  for (const [name, c] of got.own) {
+    if (c.ok) {
+      passed++;
+      console.log(`  ok    ${bus} ${name} (its own): ${c.detail}`);
+    } else {
+      failures.push(`${bus} ${name}: ${c.detail}`);
+      console.log(`  FAIL  ${bus} ${name} (its own)\n        ${c.detail}`);
     }
   }
 }
