@@ -323,14 +323,16 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
     MatchContext ctx{this, kIdBus, 0, false};
     const MatchProbe probe(m->view, kIdBus);
     std::vector<Connection*> peers = matching_peers(*m, ctx, probe, false);
-    const uint64_t matched = visit_epoch;
-    // The owners hear of their name even without rules.
+    // The owners hear of their name even without rules. Decided here, not
+    // from the marks during delivery, which anything the delivery sets off
+    // could renew.
+    const Connection* unmatched[2] = {nullptr, nullptr};
     for (ConnId id : {old_owner, new_owner}) {
-      if (id == 0) continue;
-      Connection* c = find(id);
-      if (c != nullptr && c->is_ordinary() && c->visit_mark != matched &&
-          std::find(peers.begin(), peers.end(), c) == peers.end())
-        peers.push_back(c);
+      Connection* c = id == 0 ? nullptr : find(id);
+      if (c == nullptr || !c->is_ordinary() || c->visit_mark == visit_epoch) continue;
+      c->visit_mark = visit_epoch;  // once, should both owners be the same
+      unmatched[id == old_owner ? 0 : 1] = c;
+      peers.push_back(c);
     }
     sort_by_id(peers);
     for_monitors_and(peers, [&](Connection& c, bool is_peer) {
@@ -339,7 +341,7 @@ struct Bus::State final : OwnershipOracle, NameQueueOracle, NameCounter {
         if (monitor_wants(c, *m, probe, 0)) roles = kRoleEavesdrop;
       } else {
         if (c.id() == old_owner) roles |= kRoleOldOwner;
-        if (c.visit_mark == matched &&
+        if (&c != unmatched[0] && &c != unmatched[1] &&
             (!policy || c.policy().can_receive(policy_view(*m), false, false, kIdBus, *this).allowed))
           roles |= kRoleMatched;
         if (c.id() == new_owner && !m->notify.acquired_denied) roles |= kRoleNewOwner;
