@@ -7,7 +7,7 @@
  * the reason it failed. The parent exits only after that report, so whoever
  * started the bus knows its outcome from the exit status, as with dbus-daemon.
  */
-import { spawn } from 'child_process';
+import { spawn } from './spawn';
 import * as fs from 'fs';
 import type { Readable } from 'stream';
 

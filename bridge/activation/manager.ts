@@ -5,7 +5,8 @@
  * when to start a service, starts it, watches it, and when the start fails
  * has every queued call answered with the reason.
  */
-import { ChildProcess, spawn, SpawnOptions } from 'child_process';
+import type { ChildProcess, SpawnOptions } from 'child_process';
+import { spawn } from '../spawn';
 import * as fs from 'fs';
 import * as os from 'os';
 import type { Limits } from '../config/types';

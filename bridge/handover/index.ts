@@ -5,7 +5,7 @@
  * The native part freezes and restores sockets and engine; this module
  * carries the control plane's state and runs the exchange.
  */
-import { spawn } from 'child_process';
+import { spawn } from '../spawn';
 import * as fs from 'fs';
 import type { CliOptions } from '../cli';
 import { loadConfig } from '../config';
