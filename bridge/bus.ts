@@ -96,15 +96,9 @@ export function startBus(opts: BusOptions): RunningBus {
   if (opts.restore !== undefined) {
     const restore = handoverNative.restore;
     if (restore === undefined) throw new Error('this build of the addon cannot restore a bus');
+    // The descriptors handed over are the restored bus's now, whether it
+    // restores or throws: it keeps those its state names and closes the rest.
     bus = restore(opts.restore.state, opts.restore.fds, busOptions);
-    // The restored bus works on duplicates: the descriptors handed over are closed.
-    for (const fd of opts.restore.fds) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // one descriptor listed twice
-      }
-    }
     addresses.push(...opts.restore.addresses);
   } else {
     bus = new native.Bus(busOptions);

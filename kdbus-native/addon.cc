@@ -628,11 +628,13 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
 
  public:
   // Fills this new bus from a snapshot; on failure it is shut down and the
-  // reason thrown (the fds stay as they were).
-  void restore_from(Napi::Env env, const Napi::Buffer<uint8_t>& state, const std::vector<int>& fds) {
+  // reason thrown. Either way the fds given are the bus's from then on: it
+  // keeps those the state names and closes the rest.
+  void restore_from(Napi::Env env, const Napi::Buffer<uint8_t>& state, std::vector<int> fds) {
+    snap::FdTable table(std::move(fds));
     try {
       std::string writer;
-      snap::Reader r = snap::open_envelope(state.Data(), state.Length(), &fds, writer);
+      snap::Reader r = snap::open_envelope(state.Data(), state.Length(), &table, writer);
       server(env).restore(r);
     } catch (const snap::FormatError& e) {
       if (server_) {
@@ -679,7 +681,7 @@ void register_snapshot(Napi::Env env, Napi::Object exports, Napi::Function bus_c
     std::vector<int> fds;
     for (uint32_t i = 0; i < list.Length(); ++i) fds.push_back(list.Get(i).As<Napi::Number>().Int32Value());
     Napi::Object bus = ctor->New({info[2]});
-    BusWrap::Unwrap(bus)->restore_from(env, info[0].As<Napi::Buffer<uint8_t>>(), fds);
+    BusWrap::Unwrap(bus)->restore_from(env, info[0].As<Napi::Buffer<uint8_t>>(), std::move(fds));
     return bus;
   }, "restore"));
   exports.Set("checkState", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {

@@ -90,6 +90,14 @@ Napi::Value ClearCloexec(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 0);
 }
 
+// A close-on-exec copy of fd, or -errno. What passing it to another process
+// gives: a bus restored in the process that froze it takes copies, as one
+// restored after an exec or in a successor has fds of its own.
+Napi::Value DuplicateFd(const Napi::CallbackInfo& info) {
+  const int copy = ::fcntl(FdArg(info, 0), F_DUPFD_CLOEXEC, 3);
+  return Napi::Number::New(info.Env(), copy < 0 ? -errno : copy);
+}
+
 std::vector<std::string> Strings(const Napi::Value& v) {
   std::vector<std::string> out;
   if (!v.IsArray()) return out;
@@ -425,6 +433,7 @@ void register_fdpass(Napi::Env env, Napi::Object exports) {
   exports.Set("readFd", Napi::Function::New(env, ReadFd));
   exports.Set("clearCloexec", Napi::Function::New(env, ClearCloexec));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec));
+  exports.Set("duplicateFd", Napi::Function::New(env, DuplicateFd));
   exports.Set("execve", Napi::Function::New(env, Execve));
   exports.Set("handoverListen", Napi::Function::New(env, HandoverListen));
   exports.Set("handoverAccept", Napi::Function::New(env, HandoverAccept));

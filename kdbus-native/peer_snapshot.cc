@@ -86,8 +86,8 @@ void Peer::load(snap::Reader& r, uint64_t now_ms) {
   authorized_uid_ = static_cast<uid_t>(r.u32());
   metadata_ = kdbus::snapshot::load_metadata(r);
   pidfd_asked_ = r.u8() != 0;
-  const int pidfd = r.fd();
-  pidfd_ = pidfd >= 0 ? std::make_shared<util::UniqueFd>(kdbus::snapshot::dup_fd(pidfd)) : nullptr;
+  util::UniqueFd pidfd = r.take_fd();
+  pidfd_ = pidfd.valid() ? std::make_shared<util::UniqueFd>(std::move(pidfd)) : nullptr;
   id_ = r.u64();
   name_ = r.str();
   monitor_ = r.u8() != 0;
@@ -114,7 +114,7 @@ void Peer::load(snap::Reader& r, uint64_t now_ms) {
     large_.buffer->resize(std::min<size_t>(large_.total, std::max(large_.filled * 2, large_.filled + 4096)));
   }
   const uint32_t nfds = r.count(4);
-  for (uint32_t i = 0; i < nfds; ++i) in_fds_.push_back(kdbus::snapshot::dup_fd(r.fd()));
+  for (uint32_t i = 0; i < nfds; ++i) in_fds_.push_back(r.need_fd());
   in_bytes_ = r.u64();
   const uint32_t arrivals = r.count(16);
   for (uint32_t i = 0; i < arrivals; ++i) {
@@ -135,7 +135,7 @@ void Peer::load(snap::Reader& r, uint64_t now_ms) {
     const uint32_t n = r.count(4);
     if (n != 0) {
       o.fds = std::make_shared<kdbus::FdSet>();
-      for (uint32_t k = 0; k < n; ++k) o.fds->fds.push_back(kdbus::snapshot::dup_fd(r.fd()));
+      for (uint32_t k = 0; k < n; ++k) o.fds->fds.push_back(r.need_fd());
     }
     out_bytes_ += p->size();
     o.data = std::move(p);

@@ -138,7 +138,7 @@ void Server::restore(snap::Reader& sections) {
   for (uint32_t n = lr.count(21), i = 0; i < n; ++i) {
     auto ls = std::make_unique<ListenSocket>();
     ls->server = this;
-    ls->listener.fd = kdbus::snapshot::dup_fd(lr.fd());
+    ls->listener.fd = lr.need_fd();
     ls->listener.is_unix = lr.u8() != 0;
     ls->listener.connect_address = lr.str();
     ls->listener.unlink_path = lr.str();
@@ -150,7 +150,7 @@ void Server::restore(snap::Reader& sections) {
   LoadHooks hooks;
   hooks.server = this;
   for (uint32_t n = pr.count(60), i = 0; i < n; ++i) {
-    util::UniqueFd fd = kdbus::snapshot::dup_fd(pr.fd());
+    util::UniqueFd fd = pr.need_fd();
     const bool is_unix = pr.u8() != 0;
     auto p = std::make_unique<Peer>(*this, std::move(fd), is_unix);
     p->load(pr, now);

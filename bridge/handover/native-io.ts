@@ -24,6 +24,7 @@ export interface FdWatch {
 }
 
 export interface HandoverNative {
+  /** The fds become the bus's, whether it restores or throws. */
   restore?(state: Buffer, fds: number[], options: NativeBusOptions): NativeBus;
   /** null when this build can restore `state`, else why not. */
   checkState?(state: Buffer): string | null;

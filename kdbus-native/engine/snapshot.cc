@@ -13,12 +13,6 @@
 namespace kdbus {
 namespace snapshot {
 
-util::UniqueFd dup_fd(int fd) {
-  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) throw snap::FormatError(std::string("snapshot: fd ") + std::to_string(fd) + ": " + std::strerror(errno));
-  return util::UniqueFd(copy);
-}
-
 void save_metadata(snap::Writer& w, const Metadata& md) {
   w.u8(md.has_creds);
   w.u32(static_cast<uint32_t>(md.pid));
@@ -45,8 +39,8 @@ Metadata load_metadata(snap::Reader& r) {
   for (uint32_t i = 0; i < n; ++i) md.groups.push_back(r.u32());
   md.has_seclabel = r.u8() != 0;
   md.seclabel = r.str();
-  const int pidfd = r.fd();
-  if (pidfd >= 0) md.pidfd = std::make_shared<util::UniqueFd>(dup_fd(pidfd));
+  util::UniqueFd pidfd = r.take_fd();
+  if (pidfd.valid()) md.pidfd = std::make_shared<util::UniqueFd>(std::move(pidfd));
   md.command = r.str();
   return md;
 }
@@ -205,11 +199,7 @@ std::shared_ptr<const Message> load_message(snap::Reader& r, SnapshotHooks* hook
   if (nfds != 0) {
     m->fds = std::make_shared<FdSet>();
     m->fds->fds.reserve(nfds);
-    for (uint32_t i = 0; i < nfds; ++i) {
-      const int fd = r.fd();
-      if (fd < 0) throw snap::FormatError("snapshot: a message fd is missing");
-      m->fds->fds.push_back(dup_fd(fd));
-    }
+    for (uint32_t i = 0; i < nfds; ++i) m->fds->fds.push_back(r.need_fd());
   }
   Notification& n = m->notify;
   const uint8_t kind = r.u8();

@@ -30,10 +30,6 @@ class SnapshotHooks {
 
 namespace snapshot {
 
-// A duplicate of a snapshot fd, close-on-exec: the loader never takes the
-// caller's fds, so a load that fails leaves them as they were.
-util::UniqueFd dup_fd(int fd);
-
 void save_metadata(snap::Writer& w, const Metadata& md);
 Metadata load_metadata(snap::Reader& r);
 

@@ -3,13 +3,19 @@
 // integers, length-prefixed strings and tagged, length-prefixed sections, so
 // a later reader can skip what it does not know. fds travel beside the
 // bytes and are named by their index in the snapshot's fd list.
+#include <fcntl.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
+
+#include "fd.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the snapshot format is little-endian; this writer copies integers as they are in memory"
@@ -69,9 +75,39 @@ class Writer {
   std::vector<int> fds_;
 };
 
+// The fds that came with a snapshot. Restored objects take them over rather
+// than duplicate them: a bus at its fd limit could not hold two of each. The
+// same fd may be named at several indices (after an exec, one fd shared by a
+// connection and its metadata): the first taker owns it, later ones get a
+// duplicate. What nobody took is closed with the table.
+class FdTable {
+ public:
+  explicit FdTable(std::vector<int> fds) : fds_(std::move(fds)) {}
+  FdTable(const FdTable&) = delete;
+  FdTable& operator=(const FdTable&) = delete;
+  ~FdTable() {
+    for (int fd : fds_)
+      if (fd >= 0 && taken_.insert(fd).second) ::close(fd);
+  }
+
+  size_t size() const { return fds_.size(); }
+  util::UniqueFd take(uint32_t i) {
+    const int fd = fds_.at(i);
+    if (fd < 0) throw FormatError("snapshot: fd " + std::to_string(i) + " is not valid");
+    if (taken_.insert(fd).second) return util::UniqueFd(fd);
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0) throw FormatError("snapshot: fd " + std::to_string(fd) + ": " + std::strerror(errno));
+    return util::UniqueFd(copy);
+  }
+
+ private:
+  std::vector<int> fds_;
+  std::unordered_set<int> taken_;
+};
+
 class Reader {
  public:
-  Reader(const uint8_t* data, size_t len, const std::vector<int>* fds = nullptr)
+  Reader(const uint8_t* data, size_t len, FdTable* fds = nullptr)
       : p_(data), end_(data + len), fds_(fds) {}
 
   uint8_t u8() {
@@ -112,12 +148,18 @@ class Reader {
     if (min_size != 0 && n > left() / min_size) throw FormatError("snapshot: count beyond the data");
     return n;
   }
-  // The fd at this index of the snapshot's fd list (kNoFd: -1).
-  int fd() {
+  // The fd at this index of the snapshot's fd list, now owned by the caller
+  // (invalid for kNoFd).
+  util::UniqueFd take_fd() {
     const uint32_t i = u32();
-    if (i == kNoFd) return -1;
+    if (i == kNoFd) return util::UniqueFd();
     if (fds_ == nullptr || i >= fds_->size()) throw FormatError("snapshot: fd index out of range");
-    return (*fds_)[i];
+    return fds_->take(i);
+  }
+  util::UniqueFd need_fd() {
+    util::UniqueFd fd = take_fd();
+    if (!fd.valid()) throw FormatError("snapshot: an fd is missing");
+    return fd;
   }
 
   // The next section: its tag and a reader over exactly its bytes.
@@ -133,7 +175,6 @@ class Reader {
 
   size_t left() const { return static_cast<size_t>(end_ - p_); }
   bool done() const { return p_ == end_; }
-  const std::vector<int>* fd_list() const { return fds_; }
 
  private:
   void need(uint64_t n) const {
@@ -146,7 +187,7 @@ class Reader {
   }
   const uint8_t* p_;
   const uint8_t* end_;
-  const std::vector<int>* fds_;
+  FdTable* fds_;
 };
 
 constexpr uint32_t tag(const char (&s)[5]) {
@@ -190,7 +231,7 @@ inline void seal(Writer& w, size_t at) {
 
 // Checks the envelope and returns a reader over the sections; the writer's
 // version string goes to `writer_version`. Throws FormatError saying why.
-inline Reader open_envelope(const uint8_t* data, size_t len, const std::vector<int>* fds,
+inline Reader open_envelope(const uint8_t* data, size_t len, FdTable* fds,
                             std::string& writer_version) {
   if (len < sizeof kMagic || std::memcmp(data, kMagic, sizeof kMagic) != 0)
     throw FormatError("not a kdbus-bridge state snapshot (bad magic)");

@@ -24,6 +24,10 @@ interface Snapshotting {
 }
 const restore = (native as unknown as { restore(state: Buffer, fds: number[], options: object): NativeBus }).restore;
 const checkState = (native as unknown as { checkState(state: Buffer): string | null }).checkState;
+const duplicateFd = (native as unknown as { duplicateFd(fd: number): number }).duplicateFd;
+// A restored bus takes over the fds it is given, so in the process that froze
+// the old one it is given copies, as an exec or a successor would have.
+const handedOver = (fds: number[]): number[] => fds.map((fd) => duplicateFd(fd));
 
 // A bus as bridge/bus.ts makes it, whose driver follows the native bus
 // across a restore.
@@ -66,7 +70,7 @@ function makeBus(dir: string) {
       const t0 = process.hrtime.bigint();
       const { state, fds } = old.freeze();
       const t1 = process.hrtime.bigint();
-      current = restore(state, fds, options);
+      current = restore(state, handedOver(fds), options);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       old.abandon();
       old.shutdown();
@@ -198,10 +202,13 @@ describe('native snapshot: freeze, restore, thaw', () => {
     bad[bad.length - 3] ^= 0xff;
     expect(checkState(bad)).toBe('snapshot corrupt: checksum mismatch');
     expect(checkState(state)).toBeNull();
-    expect(() => bus.restoreFrom(bad, fds)).toThrow('cannot restore the bus: snapshot corrupt: checksum mismatch');
+    const copies = handedOver(fds);
+    expect(() => bus.restoreFrom(bad, copies)).toThrow('cannot restore the bus: snapshot corrupt: checksum mismatch');
+    // Given to the bus even when it refuses: closed with it.
+    for (const fd of copies) expect(() => fs.fstatSync(fd)).toThrow('EBADF');
     const wrong = Buffer.from(state);
     wrong.writeUInt32LE(7, 8);
-    expect(() => bus.restoreFrom(wrong, fds)).toThrow('snapshot format version 7, this build reads version 1');
+    expect(() => bus.restoreFrom(wrong, handedOver(fds))).toThrow('snapshot format version 7, this build reads version 1');
     for (const fd of fds) expect(() => fs.fstatSync(fd)).not.toThrow();
     // Frozen: a new client gets no answer until the thaw.
     let connected = false;

@@ -28,6 +28,7 @@
 #include "../../kdbus-native/engine/bus.h"
 #include "../../kdbus-native/engine/snapshot.h"
 #include "describe.h"
+#include "handed_over.h"
 
 using namespace kdbus;
 
@@ -836,7 +837,8 @@ class Run {
     auto fresh = std::make_unique<Bus>(&null_);
     try {
       std::string writer;
-      snap::Reader r = snap::open_envelope(w.buffer().data(), w.buffer().size(), &w.fds(), writer);
+      snap::FdTable fds(enginetest::handed_over(w.fds()));
+      snap::Reader r = snap::open_envelope(w.buffer().data(), w.buffer().size(), &fds, writer);
       uint32_t tag = 0;
       snap::Reader body(nullptr, 0);
       if (!r.next_section(tag, body) || tag != snap::tag("ENGN")) return agree_text("snapshot", "ENGN", "no engine section");

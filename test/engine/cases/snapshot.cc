@@ -9,6 +9,7 @@
 
 #include "../../../kdbus-native/engine/snapshot.h"
 #include "../fixture.h"
+#include "../handed_over.h"
 
 using namespace kdbus;
 using namespace enginetest;
@@ -29,7 +30,8 @@ std::vector<uint8_t> save(Fixture& f, std::vector<int>& fds) {
 // Throws snap::FormatError as Bus::load does.
 void load(Fixture& g, const std::vector<uint8_t>& state, const std::vector<int>& fds) {
   std::string writer;
-  snap::Reader r = snap::open_envelope(state.data(), state.size(), &fds, writer);
+  snap::FdTable table(handed_over(fds));
+  snap::Reader r = snap::open_envelope(state.data(), state.size(), &table, writer);
   uint32_t tag = 0;
   snap::Reader body(nullptr, 0);
   while (r.next_section(tag, body)) {
@@ -160,7 +162,7 @@ TEST(snapshot, "monitors, filters, closing connections and attach flags come bac
   CHECK_EQ(g.bus.has_monitors(), true);
 }
 
-TEST(snapshot, "queued fds are duplicated, the snapshot's own stay open") {
+TEST(snapshot, "queued fds are those handed over, the saved bus's own stay open") {
   Fixture f;
   ConnId a = f.hello(), b = f.hello();
   REQUIRE_ERR(f.send(a, Msg(f, 1).to(b).cookie(1).fds(3)), 0);
@@ -177,6 +179,33 @@ TEST(snapshot, "queued fds are duplicated, the snapshot's own stay open") {
     for (size_t i = 0; i < 3; ++i) CHECK(d.msg->fds->fds[i].get() != fds[i]);
   }
   for (int fd : fds) CHECK(::fcntl(fd, F_GETFD) >= 0);
+}
+
+// A bus at its fd limit cannot hold two of each: restored objects take the
+// fds that came with the state instead of duplicating them.
+TEST(snapshot, "fds are taken over, not duplicated; one named twice is duplicated once; the rest are closed") {
+  auto open_fd = [] { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); };
+  const int a = open_fd(), b = open_fd(), unused = open_fd();
+  std::vector<int> list = {a, b, a, unused};
+  util::UniqueFd first, second, again;
+  {
+    snap::FdTable table(list);
+    snap::Writer w;
+    for (int i = 0; i < 3; ++i) w.u32(static_cast<uint32_t>(i));
+    w.u32(snap::kNoFd);
+    snap::Reader r(w.buffer().data(), w.buffer().size(), &table);
+    first = r.take_fd();
+    second = r.take_fd();
+    again = r.take_fd();
+    CHECK_EQ(first.get(), a);
+    CHECK_EQ(second.get(), b);
+    CHECK(again.valid());
+    CHECK(again.get() != a);
+    CHECK(!r.take_fd().valid());
+  }
+  CHECK(::fcntl(a, F_GETFD) >= 0);
+  CHECK(::fcntl(b, F_GETFD) >= 0);
+  CHECK_EQ(::fcntl(unused, F_GETFD), -1);
 }
 
 TEST(snapshot, "a snapshot that is not one, another version, cut short or altered is refused") {
@@ -274,7 +303,8 @@ TEST(snapshot, "charges go back to the sender's account; queues report ready to 
   snap::seal(w, at);
   Accounts loaded;
   std::string writer;
-  snap::Reader r = snap::open_envelope(w.buffer().data(), w.buffer().size(), &w.fds(), writer);
+  snap::FdTable fds(handed_over(w.fds()));
+  snap::Reader r = snap::open_envelope(w.buffer().data(), w.buffer().size(), &fds, writer);
   CHECK_EQ(writer, std::string("engine-suite"));
   uint32_t tag = 0;
   snap::Reader body(nullptr, 0);
