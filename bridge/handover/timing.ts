@@ -27,10 +27,23 @@ export class ResumeTimeline {
   private readonly old: OldSideTimes | undefined;
   private readonly steps: [string, number][] = [];
   private last: number;
+  /** Between processes: when the successor asked for the bus (the old one freezes right after). */
+  private askedAt: number | undefined;
 
-  constructor(mainAt: number) {
-    const raw = process.env[TIMES_ENV];
-    delete process.env[TIMES_ENV];
+  /**
+   * A successor's (--take-over): it starts when the successor connects, as
+   * its own start and the configuration are done before and are no pause.
+   */
+  static takeOver(): ResumeTimeline {
+    const t = new ResumeTimeline(wallClockMs(), false);
+    t.steps.length = 0;
+    t.askedAt = t.last;
+    return t;
+  }
+
+  constructor(mainAt: number, inPlace = true) {
+    const raw = inPlace ? process.env[TIMES_ENV] : undefined;
+    if (inPlace) delete process.env[TIMES_ENV];
     let old: OldSideTimes | undefined;
     try {
       old = raw !== undefined ? (JSON.parse(raw) as OldSideTimes) : undefined;
@@ -58,6 +71,7 @@ export class ResumeTimeline {
     }
     for (const [step, t] of this.steps) parts.push(`${step} ${ms(t)}`);
     if (this.old !== undefined) parts.push(`pause (frozen to serving) ${ms(this.last - this.old.frozenAt)}`);
+    if (this.askedAt !== undefined) parts.push(`pause (asked for the bus to serving, freeze included) ${ms(this.last - this.askedAt)}`);
     log.debug(`handover timing: ${parts.join(', ')}`);
   }
 }
