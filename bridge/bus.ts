@@ -23,7 +23,7 @@ export interface BusOptions {
   /** Sockets the launcher already listens on: served instead of `addresses`. */
   handoff?: Handoff;
   /** Resume a bus handed over: its native state and descriptors, GUID and addresses. */
-  restore?: { state: Buffer; fds: number[]; guid: string; addresses: string[] };
+  restore?: { state: Buffer; fds: number[]; guid: string; addresses: string[]; restored?(): void };
 }
 
 export interface RunningBus {
@@ -97,6 +97,7 @@ export function startBus(opts: BusOptions): RunningBus {
     const restore = handoverNative.restore;
     if (restore === undefined) throw new Error('this build of the addon cannot restore a bus');
     bus = restore(opts.restore.state, opts.restore.fds, busOptions);
+    opts.restore.restored?.();
     // The restored bus works on duplicates: the descriptors handed over are closed.
     for (const fd of opts.restore.fds) {
       try {

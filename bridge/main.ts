@@ -293,10 +293,10 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
       configPath: options.configFile,
       addresses: [],
       systemdActivation: options.systemdActivation,
-      restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses },
+      restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses, restored: () => timeline?.mark('native restore') },
     });
     bus.adoptActivation(control.activation);
-    timeline?.mark('restore, driver and policy');
+    timeline?.mark('driver, policy and activation');
   } catch (e) {
     const text = `Failed to resume the message bus: ${(e as Error).message}`;
     confirm?.(false, text);
@@ -473,7 +473,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       parsedEarly = ready.parsed;
       timeline = ResumeTimeline.takeOver();
       resumeFrom = receiveBus(ho.takeOver);
-      timeline.mark('state received and decoded');
+      timeline.received(resumeFrom.container.control.frozen);
     }
   } catch (e) {
     log.error(`Failed to take the bus over: ${(e as Error).message}`);

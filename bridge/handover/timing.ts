@@ -29,6 +29,7 @@ export class ResumeTimeline {
   private last: number;
   /** Between processes: when the successor asked for the bus (the old one freezes right after). */
   private askedAt: number | undefined;
+  private oldFroze = false;
 
   /**
    * A successor's (--take-over): it starts when the successor connects, as
@@ -56,6 +57,20 @@ export class ResumeTimeline {
     this.last = mainAt;
   }
 
+  /** A successor's: the old bus says when it froze; its freeze and the transfer become steps of their own. */
+  received(frozen: { atMs: number; freezeMs: number } | undefined): void {
+    if (this.askedAt === undefined || frozen === undefined) return this.mark('state received and decoded');
+    const t = wallClockMs();
+    this.steps.push(
+      ['until the old bus froze (the bus still serves)', frozen.atMs - this.askedAt],
+      ['freeze', frozen.freezeMs],
+      ['state encoded, sent, received and decoded', t - frozen.atMs - frozen.freezeMs],
+    );
+    this.askedAt = frozen.atMs;
+    this.oldFroze = true;
+    this.last = t;
+  }
+
   mark(step: string): void {
     const t = wallClockMs();
     this.steps.push([step, t - this.last]);
@@ -71,7 +86,7 @@ export class ResumeTimeline {
     }
     for (const [step, t] of this.steps) parts.push(`${step} ${ms(t)}`);
     if (this.old !== undefined) parts.push(`pause (frozen to serving) ${ms(this.last - this.old.frozenAt)}`);
-    if (this.askedAt !== undefined) parts.push(`pause (asked for the bus to serving, freeze included) ${ms(this.last - this.askedAt)}`);
+    if (this.askedAt !== undefined) parts.push(`pause (${this.oldFroze ? 'frozen' : 'asked for the bus'} to serving) ${ms(this.last - this.askedAt)}`);
     log.debug(`handover timing: ${parts.join(', ')}`);
   }
 }
