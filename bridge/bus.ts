@@ -98,14 +98,20 @@ export function startBus(opts: BusOptions): RunningBus {
     if (restore === undefined) throw new Error('this build of the addon cannot restore a bus');
     bus = restore(opts.restore.state, opts.restore.fds, busOptions);
     opts.restore.restored?.();
-    // The restored bus works on duplicates: the descriptors handed over are closed.
-    for (const fd of opts.restore.fds) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // one descriptor listed twice
+    // The restored bus works on duplicates: the descriptors handed over are
+    // closed, once it serves. A thousand closeSync calls take 10-25 ms, all
+    // of it pause; until then they only hold extra references to sockets
+    // the bus holds anyway.
+    const handed = opts.restore.fds;
+    setImmediate(() => {
+      for (const fd of handed) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // one descriptor listed twice
+        }
       }
-    }
+    });
     addresses.push(...opts.restore.addresses);
   } else {
     bus = new native.Bus(busOptions);
