@@ -23,7 +23,7 @@ export interface BusOptions {
   /** Sockets the launcher already listens on: served instead of `addresses`. */
   handoff?: Handoff;
   /** Resume a bus handed over: its native state and descriptors, GUID and addresses. */
-  restore?: { state: Buffer; fds: number[]; guid: string; addresses: string[] };
+  restore?: { state: Buffer; fds: number[]; guid: string; addresses: string[]; restored?(): void };
 }
 
 export interface RunningBus {
@@ -99,6 +99,7 @@ export function startBus(opts: BusOptions): RunningBus {
     // The descriptors handed over are the restored bus's now, whether it
     // restores or throws: it keeps those its state names and closes the rest.
     bus = restore(opts.restore.state, opts.restore.fds, busOptions);
+    opts.restore.restored?.();
     addresses.push(...opts.restore.addresses);
   } else {
     bus = new native.Bus(busOptions);

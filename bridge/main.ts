@@ -206,17 +206,17 @@ interface HandoverStart {
  * configuration it was given, read and checked, and the driver's codec.
  * Anything wrong is left for the resume to report as usual.
  */
-function prepareSuccessor(args: string[]): HandoverStart['prepared'] {
+function prepareSuccessor(args: string[]): { prepared: HandoverStart['prepared']; parsed: ReturnType<typeof parseCommandLine> } {
   preloadCodec();
   const parsed = parseCommandLine(args);
-  if (parsed.kind !== 'run') return undefined;
+  if (parsed.kind !== 'run') return { prepared: undefined, parsed };
   const configFile = resolveConfigFile(parsed.options.configFile);
   try {
     const config = loadConfig(configFile, { warn: log.warn });
     compilePolicy(config, { warn: () => undefined });
-    return { configFile, config };
+    return { prepared: { configFile, config }, parsed };
   } catch {
-    return undefined;
+    return { prepared: undefined, parsed };
   }
 }
 
@@ -293,10 +293,10 @@ function resume(options: CliOptions, start: HandoverStart & { resume: NonNullabl
       configPath: options.configFile,
       addresses: [],
       systemdActivation: options.systemdActivation,
-      restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses },
+      restore: { state: container.native, fds, guid: control.guid, addresses: control.addresses, restored: () => timeline?.mark('native restore') },
     });
     bus.adoptActivation(control.activation);
-    timeline?.mark('restore, driver and policy');
+    timeline?.mark('driver, policy and activation');
   } catch (e) {
     const text = `Failed to resume the message bus: ${(e as Error).message}`;
     confirm?.(false, text);
@@ -458,6 +458,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let resumeFrom: HandoverStart['resume'];
   let timeline: ResumeTimeline | undefined;
   let prepared: HandoverStart['prepared'];
+  let parsedEarly: ReturnType<typeof parseCommandLine> | undefined;
   try {
     const inherited = takeInheritedState();
     if (inherited !== undefined) {
@@ -467,8 +468,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     else if (ho.takeOver !== undefined) {
       // Ready before the old bus freezes: whatever does not need its state is done first.
-      prepared = prepareSuccessor(ho.rest);
+      const ready = prepareSuccessor(ho.rest);
+      prepared = ready.prepared;
+      parsedEarly = ready.parsed;
+      timeline = ResumeTimeline.takeOver();
       resumeFrom = receiveBus(ho.takeOver);
+      timeline.received(resumeFrom.container.control.frozen);
     }
   } catch (e) {
     log.error(`Failed to take the bus over: ${(e as Error).message}`);
@@ -476,8 +481,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   // In place the arguments are the very ones the old image parsed: its parse is reused.
   const parsedBefore = resumeFrom !== undefined && resumeFrom.confirm === undefined ? resumeFrom.container.control.options : undefined;
+  // A successor parsed its own before it asked for the bus: not again while the bus waits.
   let result: ReturnType<typeof parseCommandLine> =
-    parsedBefore !== undefined ? { kind: 'run', options: { ...parsedBefore } } : parseCommandLine(ho.rest);
+    parsedBefore !== undefined ? { kind: 'run', options: { ...parsedBefore } } : parsedEarly ?? parseCommandLine(ho.rest);
   timeline?.mark('command line');
   // A successor may leave the configuration to the bus it takes over.
   if (resumeFrom !== undefined && result.kind === 'error' && result.message === 'No configuration file specified.') {

@@ -53,6 +53,11 @@ export interface ControlState {
    * native state's order (systemd passes them back in an order of its own).
    */
   fdStore?: { savedAtMs: number; ids: string[] };
+  /**
+   * Between processes only, for the successor's `handover timing:` line: when
+   * the old bus froze (ms since the epoch, fractions) and how long freezing took.
+   */
+  frozen?: { atMs: number; freezeMs: number };
 }
 
 export interface Container {

@@ -254,9 +254,11 @@ export function listenForSuccessor(p: ServingProcess, path: string): void {
     let why: string;
     let frozen = false;
     try {
+      const frozenAt = wallClockMs();
       const state = p.bus.freeze();
       frozen = true;
-      const rc = handoverNative.handoverSend(peer.fd, encodeContainer({ control: controlState(p), native: state.state }), state.fds);
+      const control = { ...controlState(p), frozen: { atMs: frozenAt, freezeMs: wallClockMs() - frozenAt } };
+      const rc = handoverNative.handoverSend(peer.fd, encodeContainer({ control, native: state.state }), state.fds);
       word = rc === 0 ? handoverNative.handoverRecvWord(peer.fd, CONFIRM_TIMEOUT_MS) : null;
       why = rc !== 0 ? `errno ${rc}` : word ?? 'no answer';
     } catch (e) {

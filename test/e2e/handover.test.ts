@@ -100,6 +100,29 @@ test('a successor that cannot take over leaves the bus serving', async () => {
   await terminate(bus.child);
 });
 
+(canSnapshot ? test : test.skip)('a successor says where its pause went (debug log)', async () => {
+  const socket = join(dir, 'handover-timed');
+  const bus = await startBus([`--handover-socket=${socket}`]);
+  expect(await until(() => existsSync(socket), 10000)).toBe(true);
+  const a = await client(bus.address);
+  await callDriver(a.bus, 'AddMatch', 's', ["type='signal',interface='org.example.Timed'"]);
+  const next = spawnTracked(daemonPath(), [`--take-over=${socket}`, '--print-pid'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, KDBUS_BRIDGE_DEBUG: '1' },
+  });
+  let err = '';
+  next.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  expect(Number((await waitForLine(next, /^\d+$/, 30000)).trim())).toBe(next.pid);
+  expect(await until(() => /Took the bus over/.test(err), 10000)).toBe(true);
+  const line = /handover timing: (.*)/.exec(err)?.[1] ?? '';
+  // The old bus's freeze and the transfer come from the state it sent; the rest is the successor's.
+  for (const step of ['freeze', 'state encoded, sent, received and decoded', 'native restore', 'driver, policy and activation', 'pause \\(frozen to serving\\)']) {
+    expect(line).toMatch(new RegExp(`${step} \\d+\\.\\d ms`));
+  }
+  expect(await ownerOf(a, a.uniqueName)).toBe(a.uniqueName);
+  await terminate(next);
+});
+
 test('--take-over of nothing fails clearly', async () => {
   const r = await run(daemonPath(), [`--take-over=${join(dir, 'nobody')}`], { timeoutMs: 30000 });
   expect(r.code).toBe(1);
