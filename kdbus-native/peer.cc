@@ -657,10 +657,10 @@ void Peer::to_wire(const kdbus::Delivery& d) {
       Out o;
       if (attach_flags_ != 0) {
         o.data = with_metadata(m);
-        o.keep = d.msg;
       } else {
         o.data = std::shared_ptr<const kdbus::Payload>(d.msg, &m.payload);  // shares the message
       }
+      o.keep = d.msg;  // and names it, for a snapshot
       o.fds = m.fds;
       out_bytes_ += o.data->size();
       out_.push_back(std::move(o));

@@ -98,14 +98,20 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   void load(snap::Reader& r, uint64_t now_ms);
   // Whether anything read is not handled yet (it gets a turn after a load).
   bool has_input() const { return in_start_ < in_end_ || large_.buffer; }
+  // The message each staged output was made from (null: the bus's own
+  // bytes), so a snapshot carries its sender's charge until it is written.
+  std::vector<const kdbus::Message*> staged_messages() const;
+  // After a load: the staged output `i` holds `m` (and its charge) until written.
+  void keep_staged(size_t i, std::shared_ptr<const kdbus::Message> m);
+  size_t staged_count() const { return out_.size(); }
 
  private:
   enum class State { Auth, AwaitHello, Active };
   struct Out {
     std::shared_ptr<const kdbus::Payload> data;
     std::shared_ptr<kdbus::FdSet> fds;
-    // The message `data` was made from, when it is not part of it (metadata
-    // fields added): the sender is charged until it is written.
+    // The message `data` was made from (null: the bus's own bytes): the
+    // sender is charged until it is written.
     std::shared_ptr<const kdbus::Message> keep;
     size_t offset = 0;  // bytes of data already written
   };

@@ -73,6 +73,17 @@ void Peer::save(snap::Writer& w, uint64_t now_ms) const {
   }
 }
 
+std::vector<const kdbus::Message*> Peer::staged_messages() const {
+  std::vector<const kdbus::Message*> out;
+  for (const Out& o : out_) out.push_back(o.keep.get());
+  return out;
+}
+
+void Peer::keep_staged(size_t i, std::shared_ptr<const kdbus::Message> m) {
+  if (i >= out_.size()) throw snap::FormatError("snapshot: a charge for output that is not there");
+  (out_.begin() + static_cast<std::ptrdiff_t>(i))->keep = std::move(m);
+}
+
 void Peer::load(snap::Reader& r, uint64_t now_ms) {
   const uint8_t state = r.u8();
   if (state > static_cast<uint8_t>(State::Active)) throw snap::FormatError("snapshot: unknown peer state");

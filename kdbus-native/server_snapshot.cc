@@ -24,6 +24,8 @@ struct SaveHooks : kdbus::SnapshotHooks {
   }
   kdbus::Charge charge(uint64_t, size_t, size_t) override { return {}; }
   void* owner(kdbus::ConnId, uint64_t) override { return nullptr; }
+  void message_saved(const kdbus::Message* m, uint32_t i) override { table.emplace(m, i); }
+  std::unordered_map<const kdbus::Message*, uint32_t> table;
 };
 
 struct LoadHooks : kdbus::SnapshotHooks {
@@ -41,7 +43,15 @@ struct LoadHooks : kdbus::SnapshotHooks {
     if (it == peers.end()) throw snap::FormatError("snapshot: a connection without its client");
     return it->second;
   }
+  void message_loaded(uint32_t, const std::shared_ptr<const kdbus::Message>& m) override { table.push_back(m); }
+  std::vector<std::shared_ptr<const kdbus::Message>> table;
 };
+
+// Output staged for a socket keeps its message's charge against the sender
+// until written: each staged output names the engine message it shares
+// (OUTC_SHARED), or carries the charge of one no queue holds any more
+// (OUTC_OWN, once per message however many peers staged it).
+enum : uint8_t { OUTC_NONE = 0, OUTC_SHARED = 1, OUTC_OWN = 2 };
 
 }  // namespace
 
@@ -110,6 +120,31 @@ void Server::save(snap::Writer& w) {
   w.end_section(at);
 
   bus_.save(w, &hooks);
+
+  at = w.begin_section(snap::tag("OUTC"));
+  w.u32(live);
+  std::unordered_map<const kdbus::Message*, uint32_t> own;
+  for (const auto& kv : peers_) {
+    const Peer* p = kv.first;
+    if (p->closed()) continue;
+    const std::vector<const kdbus::Message*> staged = p->staged_messages();
+    w.u32(static_cast<uint32_t>(staged.size()));
+    for (const kdbus::Message* m : staged) {
+      if (m == nullptr || m->charge.account() == nullptr) {
+        w.u8(OUTC_NONE);
+      } else if (auto shared = hooks.table.find(m); shared != hooks.table.end()) {
+        w.u8(OUTC_SHARED);
+        w.u32(shared->second);
+      } else {
+        w.u8(OUTC_OWN);
+        w.u32(own.emplace(m, static_cast<uint32_t>(own.size())).first->second);
+        w.u64(hooks.account_key(m->charge.account()));
+        w.u64(m->charge.bytes());
+        w.u64(m->charge.fds());
+      }
+    }
+  }
+  w.end_section(at);
 }
 
 void Server::restore(snap::Reader& sections) {
@@ -163,6 +198,39 @@ void Server::restore(snap::Reader& sections) {
 
   try {
     bus_.load(parts.at(snap::tag("ENGN")), &hooks);
+    // Written by later versions only: without it staged output is uncharged.
+    if (auto outc = parts.find(snap::tag("OUTC")); outc != parts.end()) {
+      snap::Reader& r = outc->second;
+      if (r.count(4) != peers.size()) throw snap::FormatError("snapshot: output charges for other clients");
+      std::unordered_map<uint32_t, std::shared_ptr<const kdbus::Message>> own;
+      for (auto& p : peers) {
+        const uint32_t n = r.count(1);
+        if (n != p->staged_count()) throw snap::FormatError("snapshot: output charges for other output");
+        for (uint32_t i = 0; i < n; ++i) {
+          const uint8_t kind = r.u8();
+          if (kind == OUTC_SHARED) {
+            const uint32_t index = r.u32();
+            if (index >= hooks.table.size()) throw snap::FormatError("snapshot: message index out of range");
+            p->keep_staged(i, hooks.table[index]);
+          } else if (kind == OUTC_OWN) {
+            const uint32_t group = r.u32();
+            const uint64_t key = r.u64();
+            const uint64_t bytes = r.u64();
+            const uint64_t fds = r.u64();
+            auto& holder = own[group];
+            if (!holder) {
+              // Only its charge: the bytes are the staged output's own copy.
+              auto m = std::make_shared<kdbus::Message>();
+              m->charge = hooks.charge(key, bytes, fds);
+              holder = std::move(m);
+            }
+            p->keep_staged(i, holder);
+          } else if (kind != OUTC_NONE) {
+            throw snap::FormatError("snapshot: unknown output charge");
+          }
+        }
+      }
+    }
   } catch (...) {
     // What the load reported ready points at the peers about to go.
     dirty_.clear();

@@ -286,13 +286,19 @@ uint32_t MessageTable::index(const std::shared_ptr<const Message>& m) {
 
 void MessageTable::save(snap::Writer& w, SnapshotHooks* hooks) const {
   w.u32(static_cast<uint32_t>(list_.size()));
-  for (const auto& m : list_) save_message(w, *m, hooks);
+  for (uint32_t i = 0; i < list_.size(); ++i) {
+    save_message(w, *list_[i], hooks);
+    if (hooks) hooks->message_saved(list_[i].get(), i);
+  }
 }
 
 void MessageTable::load(snap::Reader& r, SnapshotHooks* hooks) {
   const uint32_t n = r.count(100);
   list_.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) list_.push_back(load_message(r, hooks));
+  for (uint32_t i = 0; i < n; ++i) {
+    list_.push_back(load_message(r, hooks));
+    if (hooks) hooks->message_loaded(i, list_.back());
+  }
 }
 
 const std::shared_ptr<const Message>& MessageTable::at(uint32_t i) const {

@@ -26,6 +26,11 @@ class SnapshotHooks {
   virtual Charge charge(uint64_t key, size_t bytes, size_t fds) = 0;
   // The owner QueueListener calls hand back for a restored connection.
   virtual void* owner(ConnId id, uint64_t flags) = 0;
+  // Each message of the table, with its index, as it is written and read:
+  // what a server keeps outside the engine (output staged for a socket)
+  // can then refer to the same message.
+  virtual void message_saved(const Message*, uint32_t) {}
+  virtual void message_loaded(uint32_t, const std::shared_ptr<const Message>&) {}
 };
 
 namespace snapshot {

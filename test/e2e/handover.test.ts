@@ -130,9 +130,17 @@ test('--take-over of nothing fails clearly', async () => {
 });
 
 /** A service answering Echo, and a caller that checks every reply arrives exactly once, in order. */
-async function echoPair(address: string): Promise<{ service: Client; caller: Client; calls: () => Promise<number[]> }> {
+async function echoPair(address: string): Promise<{ service: Client; caller: Client; calls: () => Promise<number[]>; held: Message[]; release: () => void }> {
   const service = await client(address);
   await callDriver(service.bus, 'RequestName', 'su', ['org.example.Echo', 4]);
+  // Calls to Later wait for release(): their replies come after a handover.
+  const held: Message[] = [];
+  // A method handler, so that dbus-next does not answer UnknownMethod itself.
+  service.bus.addMethodHandler((m: Message) => {
+    if (m.member !== 'Later') return false;
+    held.push(m);
+    return true;
+  });
   service.bus.on('message', (m: Message) => {
     if (m.type !== 1 || m.member !== 'Echo') return;
     // The 1 MiB message of the half-way client gets an empty reply.
@@ -153,6 +161,10 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
   return {
     service,
     caller,
+    held,
+    release: () => {
+      for (const m of held.splice(0)) service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
+    },
     calls: async () => {
       stop = true;
       await loop;
@@ -219,14 +231,62 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     // The monitor has seen every name taken so far before the count starts.
     await until(() => ['Echo', 'Py', 'Silent'].every((n) => monitored.includes(`org.example.${n}`)), 10000);
     const before = nameChanges();
+    // The bus's own serials (the driver's answers) go on from where they
+    // were: a raw client asks after every handover.
+    const probe = await RawClient.open(address);
+    await probe.authenticate();
+    let probeSerial = 0;
+    const busSerials: number[] = [];
+    const askBus = async (member: string): Promise<void> => {
+      probeSerial += 1;
+      probe.write(marshall({ type: 1, serial: probeSerial, destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member }));
+      // Everything the probe gets is the bus's own (NameAcquired too), up to the answer.
+      for (;;) {
+        const m = await probe.readMessage(10000);
+        expect(m).not.toBeNull();
+        busSerials.push(m?.readUInt32LE(8) ?? 0);
+        if (m?.[1] !== 4) break;
+      }
+    };
+    await askBus('Hello');
+    // Calls answered only after a handover: by dbus-next (held by the echo
+    // service until the handover is over) and by python3-dbus (EchoLater,
+    // announced on its Event signal, which gdbus monitor sees, answered 2 s
+    // later), called by dbus-next and by dbus-send.
+    let laterCalls = 0;
+    const laterReplies: Array<Promise<unknown>> = [];
+    const callLater = async (): Promise<() => Promise<void>> => {
+      const k = laterCalls++;
+      const reply = echo.caller.bus.call(
+        new Message({ destination: 'org.example.Echo', path: '/', interface: 'org.example.Echo', member: 'Later', signature: 'u', body: [k] }),
+      );
+      laterReplies.push(reply);
+      expect(await until(() => echo.held.some((m) => m.body[0] === k), 10000)).toBe(true);
+      const text = `later-${k}`;
+      const send = run('dbus-send', [`--bus=${address}`, '--print-reply', '--reply-timeout=60000', '--dest=org.example.Py', TEST_PATH, `${TEST_INTERFACE}.EmitEvent`, 'string:later', `string:${text}`], { timeoutMs: 10000 })
+        .then(() => run('dbus-send', [`--bus=${address}`, '--print-reply', '--reply-timeout=60000', '--dest=org.example.Py', TEST_PATH, `${TEST_INTERFACE}.EchoLater`, `string:${text}`, 'uint32:2000'], { timeoutMs: 70000 }));
+      expect(await until(() => gdbusSeen.includes(`('later', '${text}')`), 10000)).toBe(true);
+      return async () => {
+        echo.release();
+        expect((await reply)?.body[0]).toBe(k);
+        const r = await send;
+        expect(r.code).toBe(0);
+        // One reply, with the text sent.
+        expect(r.stdout.split(`"${text}"`).length).toBe(2);
+      };
+    };
     const pids = new Set<number>();
     for (let i = 0; i < HANDOVERS; i++) {
+      const later = i % 25 === 0 ? await callLater() : undefined;
       bus.child.kill('SIGUSR2');
       expect(await until(() => (bus.stderr().match(/Upgraded in place/g) ?? []).length > i, 20000)).toBe(true);
       pids.add(bus.child.pid as number);
+      await askBus('GetId');
+      await later?.();
       if (i % 25 === 0) await passFds(i);
     }
     for (let i = 0; i < HANDOVERS; i++) {
+      const later = i % 25 === 0 ? await callLater() : undefined;
       const next = spawnTracked(daemonPath(), [`--take-over=${socket}`, `--handover-socket=${socket}`, '--print-pid'], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -237,10 +297,17 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       await until(() => bus.child.exitCode !== null, 10000);
       expect(bus.child.exitCode).toBe(0);
       bus = { address, child: next, stderr: () => err };
+      await askBus('GetId');
+      await later?.();
       if (i % 25 === 0) await passFds(HANDOVERS + i);
       await sleep(20);
     }
     await passFds(2 * HANDOVERS);
+    expect(laterReplies.length).toBe(2 * Math.ceil(HANDOVERS / 25));
+    // Serials of the bus's own messages never went back nor repeated.
+    expect(busSerials.length).toBe(2 + 2 * HANDOVERS);
+    expect(busSerials.every((s, i) => i === 0 || s > busSerials[i - 1])).toBe(true);
+    probe.destroy();
     // gdbus monitor's match rules crossed over: it sees a signal emitted now.
     const emit = await run('dbus-send', [`--bus=${address}`, '--print-reply', '--dest=org.example.Py', TEST_PATH, `${TEST_INTERFACE}.EmitEvent`, 'string:after', 'string:handovers'], { timeoutMs: 10000 });
     expect(emit.code).toBe(0);
@@ -272,10 +339,10 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     expect(answered.length).toBeGreaterThan(HANDOVERS);
     expect((await callDriver(echo.caller.bus, 'GetConnectionCredentials', 's', [echo.service.uniqueName])).body).toEqual(creds);
     // Unique names continue where the first bus left off: monitor, echo service,
-    // caller, python service, half-way client, silent, mid-SASL (:1.0-:1.6)
-    // and every dbus-send of the loop took one each.
+    // caller, python service, half-way client, silent, mid-SASL (:1.0-:1.6),
+    // the serial probe, and every dbus-send of the loop took one each.
     const late = await client(address);
-    expect(Number(late.uniqueName.slice(3))).toBeGreaterThan(6 + Number(loopOut));
+    expect(Number(late.uniqueName.slice(3))).toBeGreaterThan(7 + Number(loopOut));
     const send = await run('dbus-send', [`--bus=${address}`, '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetId'], { timeoutMs: 10000 });
     expect(send.code).toBe(0);
     await terminate(monitor);
