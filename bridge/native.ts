@@ -93,10 +93,6 @@ export interface NativeBus {
   getNameOwner(name: string): string | null;
   listNames(): string[];
   listQueuedOwners(name: string): string[] | null;
-  /** null when added, else why not ("E:limit" when over the limit). */
-  addMatch(sender: string, rule: string): string | null;
-  /** "" when removed, "E:notfound", or why the rule is invalid. */
-  removeMatch(sender: string, rule: string): string;
   matchRules(sender: string): string[];
   setLimits(limits: Record<string, number>): void;
   /** Installs a compiled security policy (bridge/policy); takes effect at once for every connection. */

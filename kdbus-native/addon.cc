@@ -91,8 +91,6 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
                            InstanceMethod("getNameOwner", &BusWrap::GetNameOwner),
                            InstanceMethod("listNames", &BusWrap::ListNames),
                            InstanceMethod("listQueuedOwners", &BusWrap::ListQueuedOwners),
-                           InstanceMethod("addMatch", &BusWrap::AddMatch),
-                           InstanceMethod("removeMatch", &BusWrap::RemoveMatch),
                            InstanceMethod("matchRules", &BusWrap::MatchRules),
                            InstanceMethod("becomeMonitor", &BusWrap::BecomeMonitor),
                            InstanceMethod("byebye", &BusWrap::ByeBye),
@@ -328,32 +326,6 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     auto arr = Napi::Array::New(info.Env(), ids.size());
     for (size_t i = 0; i < ids.size(); ++i) arr.Set(i, kdbus::unique_name(ids[i]));
     return arr;
-  }
-
-  // Returns null on success, or the reason the rule is invalid.
-  Napi::Value AddMatch(const Napi::CallbackInfo& info) {
-    ConnId id = conn(info[0]);
-    kdbus::MatchRule rule;
-    std::string err;
-    if (!kdbus::MatchRule::parse(info[1].As<Napi::String>().Utf8Value(), rule, err))
-      return Napi::String::New(info.Env(), err);
-    int rc = server(info.Env()).bus().match_add(id, ++match_cookie_, std::move(rule));
-    if (rc != 0) return Napi::String::New(info.Env(), rc == EMFILE ? "E:limit" : std::strerror(rc));
-    return info.Env().Null();
-  }
-
-  // Returns "" when removed, "E:notfound" when no such rule, or the parse error.
-  Napi::Value RemoveMatch(const Napi::CallbackInfo& info) {
-    ConnId id = conn(info[0]);
-    kdbus::MatchRule rule;
-    std::string err;
-    if (!kdbus::MatchRule::parse(info[1].As<Napi::String>().Utf8Value(), rule, err))
-      return Napi::String::New(info.Env(), err);
-    uint64_t cookie = 0;
-    auto& bus = server(info.Env()).bus();
-    if (bus.match_find(id, rule, cookie) != 0) return Napi::String::New(info.Env(), "E:notfound");
-    bus.match_remove(id, cookie);
-    return Napi::String::New(info.Env(), "");
   }
 
   // The compiled <policy> rules; replaces the running policy at once.
@@ -653,7 +625,6 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
   Napi::FunctionReference on_denied_;
   Napi::FunctionReference on_monitor_closed_;
   std::unique_ptr<Server> server_;
-  uint64_t match_cookie_ = 0;
 };
 
 }  // namespace

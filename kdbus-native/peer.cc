@@ -12,9 +12,11 @@
 #include <cstring>
 #include <utility>
 
+#include "engine/match.h"
 #include "server.h"
 #include "wire/bus1_fields.h"
 #include "wire/fields.h"
+#include "wire/validate.h"
 
 namespace bridge {
 namespace {
@@ -438,6 +440,7 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
       return;
     }
     budget_ -= kDriverCallCost;
+    if (answer_list_names(h) || answer_match(h, data)) return;
     DriverCall call;
     call.sender = id_;
     call.sender_name = name_;
@@ -503,6 +506,75 @@ void Peer::answer_hello(const wire::Header& h) {
   }
   server_.bus().announce(id_);
   server_.send_from_bus(driver_signal("NameAcquired", name_, {name_}));
+}
+
+// ListNames is answered here: with thousands of names, building and
+// marshalling the reply in JavaScript cost more than the rest of the call.
+// Same reply as the driver's: the bus's name, then what the registry lists.
+// Other shapes of the call (arguments, another interface) go to the driver.
+bool Peer::answer_list_names(const wire::Header& h) {
+  if (h.type != wire::MsgType::MethodCall || h.member != "ListNames" || !h.signature.empty() ||
+      (h.has_interface && h.interface != kBusName))
+    return false;
+  std::vector<kdbus::NameOwnerInfo> listed;
+  server_.bus().list(kdbus::kListUnique | kdbus::kListNames, listed);
+  std::vector<std::string> names;
+  names.reserve(listed.size() + 1);
+  names.emplace_back(kBusName);
+  for (const kdbus::NameOwnerInfo& n : listed) names.push_back(n.name.empty() ? kdbus::unique_name(n.id) : n.name);
+  // As dbus-daemon, NO_REPLY_EXPECTED spares only empty replies.
+  wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
+  w.reply_serial(h.serial).destination(name_).sender(kBusName).add_string_array(names);
+  server_.send_from_bus(w.finish());
+  return true;
+}
+
+// AddMatch and RemoveMatch are answered here: a client sets up its rules
+// in bursts (thousands at start-up), and going through JavaScript for each
+// cost time and memory that stayed (compiled code, a grown heap). Other
+// shapes of the calls (another signature or interface) go to the driver.
+bool Peer::answer_match(const wire::Header& h, const uint8_t* data) {
+  if (h.type != wire::MsgType::MethodCall || h.signature != "s" || (h.has_interface && h.interface != kBusName)) return false;
+  const bool add = h.member == "AddMatch";
+  if (!add && h.member != "RemoveMatch") return false;
+  // The body was validated with the message: one string, at its start.
+  const uint8_t* body = data + h.body_offset;
+  const std::string_view text(reinterpret_cast<const char*>(body + 4), wire::detail::load_u32(body, h.big_endian));
+  kdbus::MatchRule rule;
+  std::string err;
+  if (!kdbus::MatchRule::parse(text, rule, err)) {
+    server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.MatchRuleInvalid", err);
+    return true;
+  }
+  kdbus::Bus& bus = server_.bus();
+  if (add) {
+    const int rc = bus.match_add(id_, server_.next_match_cookie(), std::move(rule));
+    if (rc == EMFILE) {
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.LimitsExceeded",
+                         "Connection \"" + name_ +
+                             "\" is not allowed to add more match rules (increase limits in configuration file if required)");
+      return true;
+    }
+    if (rc != 0) {
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.MatchRuleInvalid", std::strerror(rc));
+      return true;
+    }
+  } else {
+    uint64_t cookie = 0;
+    if (bus.match_find(id_, rule, cookie) != 0) {
+      server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.MatchRuleNotFound",
+                         "The given match rule wasn't found and can't be removed");
+      return true;
+    }
+    bus.match_remove(id_, cookie);
+  }
+  // As dbus-daemon, NO_REPLY_EXPECTED spares the empty reply (not an error).
+  if (!(h.flags & wire::kNoReplyExpected)) {
+    wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
+    w.reply_serial(h.serial).destination(name_).sender(kBusName);
+    server_.send_from_bus(w.finish());
+  }
+  return true;
 }
 
 // The message as receivers get it: the bus's header (with SENDER), then the

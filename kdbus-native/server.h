@@ -164,6 +164,8 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   void shutdown();
 
   uint32_t next_serial();
+  // Engine cookies of the match rules clients add (unique on the bus).
+  uint64_t next_match_cookie() { return ++match_cookie_; }
   // KDBUS_BRIDGE_DEBUG in the environment: say why clients are disconnected.
   bool debug() const { return debug_; }
 
@@ -286,6 +288,7 @@ class Server : public kdbus::QueueListener, public kdbus::AccountListener {
   bool debug_ = std::getenv("KDBUS_BRIDGE_DEBUG") != nullptr;
   int batch_depth_ = 0;
   uint32_t serial_ = 0;
+  uint64_t match_cookie_ = 0;
   size_t incomplete_ = 0;
   size_t completed_ = 0;
   std::unordered_map<uid_t, size_t> per_user_;

@@ -144,6 +144,17 @@ function driverCases(): Case[] {
     cases.push(call('org.freedesktop.DBus.Peer', 'Ping', [], { path }), call('org.freedesktop.DBus.Peer', 'GetMachineId', [], { path }));
     cases.push(call('org.freedesktop.DBus.Introspectable', 'Introspect', [], { path }));
     cases.push(call(D, 'GetId', [], { path }), call(STATS, 'GetAllMatchRules', [], { path }));
+    // ListNames is answered by the addon, the other shapes of it by the driver.
+    cases.push(call(D, 'ListNames', [], { path }), call(undefined, 'ListNames', [], { path, label: `ListNames() without interface at ${path}` }));
+    cases.push(call(D, 'ListNames', [], { path, flags: NO_REPLY_EXPECTED, label: `ListNames() with NO_REPLY_EXPECTED at ${path}` }));
+    cases.push(call('org.freedesktop.DBus.Peer', 'ListNames', [], { path }));
+    // So are AddMatch and RemoveMatch, with their errors.
+    for (const rule of ["type='signal',member='At'", "type='bogus'"]) {
+      cases.push(call(undefined, 'AddMatch', [s(rule)], { path, label: `AddMatch(${rule}) without interface at ${path}` }));
+      cases.push(call(D, 'AddMatch', [s(rule)], { path, flags: NO_REPLY_EXPECTED, label: `AddMatch(${rule}) with NO_REPLY_EXPECTED at ${path}` }));
+      cases.push(call(D, 'RemoveMatch', [s(rule)], { path, flags: NO_REPLY_EXPECTED, label: `RemoveMatch(${rule}) with NO_REPLY_EXPECTED at ${path}` }));
+      cases.push(call(D, 'RemoveMatch', [s(rule)], { path, flags: NO_REPLY_EXPECTED, label: `RemoveMatch(${rule}) again with NO_REPLY_EXPECTED at ${path}` }));
+    }
   }
   const P = 'org.freedesktop.DBus.Properties';
   for (const iface of [D, 'org.freedesktop.DBus.Monitoring', STATS, P, 'com.example.Nope', '']) {
