@@ -9,6 +9,7 @@ import { DRIVER } from '../helpers/client';
 import { marshall } from '../helpers/frames';
 import { sleep, spawnTracked, terminate, until, waitForLine } from '../helpers/processes';
 import { RawClient } from '../helpers/raw';
+import { fixture, PYTHON } from '../helpers/service';
 
 // Handing the bus over (docs/handover.md) while its queues are at their
 // limits: a client half-way through a 64 MiB message, and a receiver that
@@ -271,6 +272,38 @@ async function client(address: string, name?: string): Promise<Reader> {
   return r;
 }
 
+/** A receiver that reads nothing until go(): the bus holds its queue. */
+interface SilentReader {
+  /** Everything it received, setup answers first. */
+  messages: Buffer[];
+  go(): void;
+}
+
+async function silentReader(address: string, name: string): Promise<SilentReader> {
+  const hello = marshall({ type: METHOD_CALL, serial: 1, ...DRIVER, member: 'Hello' });
+  const request = marshall({ type: METHOD_CALL, serial: 2, ...DRIVER, member: 'RequestName', signature: 'su', body: [name, 4] });
+  // The answer to Hello, NameAcquired of the unique and of the requested name, the answer to RequestName.
+  const child = spawnTracked(PYTHON, [fixture('raw_reader.py'), address, '4', hello.toString('hex'), request.toString('hex')], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  open.push({ destroy: () => child.kill('SIGKILL') });
+  const messages: Buffer[] = [];
+  let pending = '';
+  let ready = false;
+  child.stdout?.on('data', (d: Buffer) => {
+    const lines = (pending + d.toString()).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === 'ready') ready = true;
+      else messages.push(Buffer.from(line, 'hex'));
+    }
+  });
+  const stderr = capture(child);
+  if (!(await until(() => ready || child.exitCode !== null, 10000)) || !ready) throw new Error(`raw_reader.py: ${stderr()}`);
+  expect(messages.length).toBe(4);
+  return { messages, go: () => child.stdin?.write('go\n') };
+}
+
 (canSnapshot ? describe : describe.skip)('handovers with full queues (the addon can snapshot the bus)', () => {
   test(`a 64 MiB message half sent across ${HANDOVERS} handovers of each kind arrives whole, once`, async () => {
     // The D-Bus specification's largest message is 128 MiB; dbus-daemon's
@@ -314,5 +347,75 @@ async function client(address: string, name?: string): Promise<Reader> {
     // A handover with 32 MiB or more of it in the state is not instant, but bounded.
     for (const ms of bus.durations) expect(ms).toBeLessThan(30000);
     process.stdout.write(`64 MiB message: handovers took ${bus.durations.join(', ')} ms\n`);
+  }, 600000);
+
+  test(`a receiver that does not read keeps its queue, its senders stay stopped or told, across ${HANDOVERS} handovers of each kind`, async () => {
+    const INCOMING = 1 << 20;
+    const OUTGOING = 3 << 19;
+    const PAYLOAD = 64 << 10;
+    // One sender is stopped (max_incoming_bytes) before it could fill the
+    // queue; a second fills it to max_outgoing_bytes and is told.
+    const bus = await startBus(`<limit name="max_incoming_bytes">${INCOMING}</limit><limit name="max_outgoing_bytes">${OUTGOING}</limit>`);
+    const slow = await silentReader(bus.address, 'org.example.Slow');
+    const signal = (serial: number, seq: number): Buffer =>
+      marshall({ type: SIGNAL, serial, destination: 'org.example.Slow', path: '/', interface: 'org.example.Slow', member: 'Data', signature: 'uay', body: [seq, Buffer.alloc(PAYLOAD, seq & 0xff)] });
+    const stopped = await client(bus.address);
+    const FLOOD = 48;
+    for (let i = 0; i < FLOOD; i++) stopped.write(signal(100 + i, i));
+    // Its last call is read only after all it sent before.
+    stopped.write(marshall({ type: METHOD_CALL, serial: 99, ...DRIVER, member: 'GetId' }));
+    const stoppedBacklog = await settled(() => stopped.raw.socket.writableLength, 1500, 60000);
+    expect(stoppedBacklog).toBeGreaterThan(0);
+    const told = await client(bus.address);
+    const TOLD = 16;
+    for (let i = 0; i < TOLD; i++) told.write(signal(200 + i, 1000 + i));
+    expect(await until(() => flushed(told), 30000)).toBe(true);
+    const toldErrors = (): Buffer[] => told.messages.slice(2).filter((m) => type(m) === ERROR);
+    const errorsBefore = await settled(() => toldErrors().length, 1500, 60000);
+    expect(errorsBefore).toBeGreaterThan(0);
+    expect(errorsBefore).toBeLessThan(TOLD);
+    expect(stopped.messages.length).toBe(2);
+
+    const extra: number[] = [];
+    await bus.handovers(HANDOVERS, async () => {
+      // The queue is still full: one more from the told sender is refused.
+      const before = told.messages.length;
+      extra.push(300 + extra.length);
+      told.write(signal(extra[extra.length - 1], 2000 + extra.length));
+      expect(await until(() => told.messages.length > before, 10000)).toBe(true);
+      expect(type(told.messages[before])).toBe(ERROR);
+    });
+    // The stopped sender stayed stopped: the bus took nothing more of it,
+    // told it nothing, and did not answer its last call.
+    expect(await settled(() => stopped.raw.socket.writableLength, 1500, 60000)).toBe(stoppedBacklog);
+    expect(stopped.messages.length).toBe(2);
+
+    slow.go();
+    // Its last call is answered once all it sent before was read.
+    const answered = (): number => stopped.messages.filter((m) => type(m) === 2 && replySerial(m) === 99).length;
+    expect(await until(() => answered() === 1, 60000)).toBe(true);
+    await sleep(500);
+    // Every message either reached the receiver once, in order, or was refused
+    // (its sender told) once. While the receiver catches up its queue is full
+    // of the told sender's messages, so the stopped sender, read again, may be
+    // told too: handover or not, that is the rule for a full queue.
+    const delivered = slow.messages.slice(4).map((m) => body(m).readUInt32LE(0));
+    const refusedTo = (c: Reader): Set<number> => new Set(c.messages.slice(2).filter((m) => type(m) === ERROR).map(replySerial));
+    const increasing = (xs: number[]): boolean => xs.every((x, i) => i === 0 || x > xs[i - 1]);
+    const fromStopped = delivered.filter((s) => s < 1000);
+    const stoppedRefused = refusedTo(stopped);
+    expect(increasing(fromStopped)).toBe(true);
+    for (let i = 0; i < FLOOD; i++) expect([i, Number(fromStopped.includes(i)) + Number(stoppedRefused.has(100 + i))]).toEqual([i, 1]);
+    expect(stopped.messages.slice(2).filter((m) => type(m) === ERROR).length).toBe(stoppedRefused.size);
+    expect(answered()).toBe(1);
+    // The told sender: those refused before the handovers stay refused, the
+    // rest arrived in order, and every message sent while the queue was full
+    // across the handovers was refused.
+    const fromTold = delivered.filter((s) => s >= 1000 && s < 2000);
+    expect(fromTold).toEqual([...Array(TOLD - errorsBefore).keys()].map((i) => 1000 + i));
+    expect(delivered.filter((s) => s >= 2000)).toEqual([]);
+    expect(told.messages.slice(2).filter((m) => type(m) === ERROR).length).toBe(errorsBefore + extra.length);
+    expect([...refusedTo(told)].sort((a, b) => a - b)).toEqual([...[...Array(errorsBefore).keys()].map((i) => 200 + TOLD - errorsBefore + i), ...extra]);
+    expect(delivered.length).toBe(fromStopped.length + fromTold.length);
   }, 600000);
 });

@@ -192,6 +192,29 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     const loop = spawnTracked('sh', ['-c',
       `n=0; while [ ! -e ${dir}/stop ]; do dbus-send --bus=${address} --print-reply --dest=org.example.Py ${TEST_PATH} ${TEST_INTERFACE}.Echo string:x >/dev/null || exit 1; n=$((n+1)); done; echo $n`],
     { stdio: ['ignore', 'pipe', 'pipe'] });
+    // GDBus: a service that owns a name, answers calls and subscribes (a
+    // match rule) to the python service's Event signal.
+    const gio = spawnTracked(PYTHON, [fixture('gdbus_service.py'), address, 'org.example.Gio'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let gioOut = '';
+    gio.stdout?.on('data', (d: Buffer) => (gioOut += d.toString()));
+    expect(await until(() => /^ready$/m.test(gioOut), 10000)).toBe(true);
+    const gioUnique = gioOut.split('\n')[0];
+    expect(gioUnique).toMatch(/^:1\.\d+$/);
+    const gdbusCall = async (method: string, ...args: string[]): Promise<string> => {
+      const r = await run('gdbus', ['call', '--address', address, '--dest', 'org.example.Gio', '--object-path', '/com/example/Gio', '--method', `com.example.Gio.${method}`, ...args], { timeoutMs: 10000 });
+      expect(r.code).toBe(0);
+      return r.stdout.trim();
+    };
+    const checkGio = async (round: number): Promise<void> => {
+      expect(await gdbusCall('Ping', `round-${round}`)).toBe(`('gio:round-${round}',)`);
+      expect((await callDriver(echo.caller.bus, 'GetNameOwner', 's', ['org.example.Gio'])).body[0]).toBe(gioUnique);
+      const emitted = await run('dbus-send', [`--bus=${address}`, '--print-reply', '--dest=org.example.Py', TEST_PATH, `${TEST_INTERFACE}.EmitEvent`, 'string:gio', `string:round-${round}`], { timeoutMs: 10000 });
+      expect(emitted.code).toBe(0);
+      // The bus queued the signal to the GDBus service before the reply to
+      // EmitEvent, so before the LastEvent call made after that reply.
+      expect(await gdbusCall('LastEvent')).toBe(`('gio round-${round}',)`);
+    };
+    await checkGio(-1);
     // GDBus: gdbus monitor watches the python service's name and subscribes
     // to its signals (match rules that must cross every handover).
     const gdbus = spawnTracked('gdbus', ['monitor', '--address', address, '--dest', 'org.example.Py'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -229,7 +252,7 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       .call(new Message({ destination: 'org.example.Silent', path: '/', interface: 'org.example.Silent', member: 'Never' }))
       .then(() => ({ type: 'answered', at: Date.now() }), (e: { type?: string }) => ({ type: e.type ?? 'error', at: Date.now() }));
     // The monitor has seen every name taken so far before the count starts.
-    await until(() => ['Echo', 'Py', 'Silent'].every((n) => monitored.includes(`org.example.${n}`)), 10000);
+    await until(() => ['Echo', 'Py', 'Gio', 'Silent'].every((n) => monitored.includes(`org.example.${n}`)), 10000);
     const before = nameChanges();
     // The bus's own serials (the driver's answers) go on from where they
     // were: a raw client asks after every handover.
@@ -283,7 +306,10 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       pids.add(bus.child.pid as number);
       await askBus('GetId');
       await later?.();
-      if (i % 25 === 0) await passFds(i);
+      if (i % 25 === 0) {
+        await passFds(i);
+        await checkGio(i);
+      }
     }
     for (let i = 0; i < HANDOVERS; i++) {
       const later = i % 25 === 0 ? await callLater() : undefined;
@@ -299,10 +325,17 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
       bus = { address, child: next, stderr: () => err };
       await askBus('GetId');
       await later?.();
-      if (i % 25 === 0) await passFds(HANDOVERS + i);
+      if (i % 25 === 0) {
+        await passFds(HANDOVERS + i);
+        await checkGio(HANDOVERS + i);
+      }
       await sleep(20);
     }
     await passFds(2 * HANDOVERS);
+    await checkGio(2 * HANDOVERS);
+    // The GDBus service never lost its name nor its connection.
+    expect(gioOut).not.toMatch(/^lost$/m);
+    expect(gio.exitCode).toBeNull();
     expect(laterReplies.length).toBe(2 * Math.ceil(HANDOVERS / 25));
     // Serials of the bus's own messages never went back nor repeated.
     expect(busSerials.length).toBe(2 + 2 * HANDOVERS);
@@ -331,6 +364,7 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     const loopOut = await waitForLine(loop, /^\d+$/, 30000);
     expect(Number(loopOut)).toBeGreaterThan(0);
     await py.stop();
+    await terminate(gio);
     halfWay.destroy();
     midSasl.destroy();
     silent.destroy();
