@@ -4,6 +4,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Message } from 'dbus-next';
 import { native } from '../../bridge/native';
+import { Attach, enableMetadata, readMetadata } from '../../bridge/client/metadata';
 import { daemonPath, sessionLikeConfig } from '../helpers/bus';
 import { callDriver, Client, connect } from '../helpers/client';
 import { marshall } from '../helpers/frames';
@@ -130,9 +131,12 @@ test('--take-over of nothing fails clearly', async () => {
 });
 
 /** A service answering Echo, and a caller that checks every reply arrives exactly once, in order. */
-async function echoPair(address: string): Promise<{ service: Client; caller: Client; calls: () => Promise<number[]>; held: Message[]; release: () => void }> {
+async function echoPair(address: string): Promise<{ service: Client; caller: Client; calls: () => Promise<number[]>; held: Message[]; release: () => void; seqnums: bigint[] }> {
   const service = await client(address);
   await callDriver(service.bus, 'RequestName', 'su', ['org.example.Echo', 4]);
+  // The bus's global sequence number of every Echo call, as the bus attaches it.
+  await enableMetadata(service.bus, Attach.TIMESTAMP);
+  const seqnums: bigint[] = [];
   // Calls to Later wait for release(): their replies come after a handover.
   const held: Message[] = [];
   // A method handler, so that dbus-next does not answer UnknownMethod itself.
@@ -144,7 +148,10 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
   service.bus.on('message', (m: Message) => {
     if (m.type !== 1 || m.member !== 'Echo') return;
     // The 1 MiB message of the half-way client gets an empty reply.
-    if (m.signature === 'u') service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
+    if (m.signature === 'u') {
+      seqnums.push(readMetadata(m).seqnum as bigint);
+      service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
+    }
     else service.bus.send(Message.newMethodReturn(m, '', []));
   });
   const caller = await client(address);
@@ -162,6 +169,7 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     service,
     caller,
     held,
+    seqnums,
     release: () => {
       for (const m of held.splice(0)) service.bus.send(Message.newMethodReturn(m, 'u', [m.body[0] as number]));
     },
@@ -371,6 +379,9 @@ async function echoPair(address: string): Promise<{ service: Client; caller: Cli
     const answered = await echo.calls();
     expect(answered).toEqual(answered.map((_, i) => i));
     expect(answered.length).toBeGreaterThan(HANDOVERS);
+    // The global sequence number went on across every handover: never back, never repeated.
+    expect(echo.seqnums.length).toBe(answered.length);
+    expect(echo.seqnums.every((n, i) => typeof n === 'bigint' && (i === 0 || n > echo.seqnums[i - 1]))).toBe(true);
     expect((await callDriver(echo.caller.bus, 'GetConnectionCredentials', 's', [echo.service.uniqueName])).body).toEqual(creds);
     // Unique names continue where the first bus left off: monitor, echo service,
     // caller, python service, half-way client, silent, mid-SASL (:1.0-:1.6),
