@@ -263,7 +263,8 @@ class BusWrap : public Napi::ObjectWrap<BusWrap>,
     } else if (sig == "b") {
       w.add_bool(v.ToBoolean());
     } else if (sig == "as") {
-      w.add_string_array(string_array(v));
+      const std::vector<std::string> strings = string_array(v);
+      w.add_string_array(std::vector<std::string_view>(strings.begin(), strings.end()));
     } else if (!sig.empty()) {
       return Napi::Boolean::New(env, false);
     }

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <deque>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -516,16 +517,17 @@ bool Peer::answer_list_names(const wire::Header& h) {
   if (h.type != wire::MsgType::MethodCall || h.member != "ListNames" || !h.signature.empty() ||
       (h.has_interface && h.interface != kBusName))
     return false;
-  std::vector<kdbus::NameOwnerInfo> listed;
-  server_.bus().list(kdbus::kListUnique | kdbus::kListNames, listed);
-  std::vector<std::string> names;
-  names.reserve(listed.size() + 1);
-  names.emplace_back(kBusName);
-  for (const kdbus::NameOwnerInfo& n : listed) names.push_back(n.name.empty() ? kdbus::unique_name(n.id) : n.name);
+  // Views into the registry, and unique names made once each (a deque
+  // keeps them where the views point).
+  std::deque<std::string> uniques;
+  std::vector<std::string_view> names{kBusName};
+  server_.bus().visit_names(kdbus::kListUnique | kdbus::kListNames, [&](std::string_view name, kdbus::ConnId id, uint64_t) {
+    names.push_back(name.empty() ? std::string_view(uniques.emplace_back(kdbus::unique_name(id))) : name);
+  });
   // As dbus-daemon, NO_REPLY_EXPECTED spares only empty replies.
   wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
   w.reply_serial(h.serial).destination(name_).sender(kBusName).add_string_array(names);
-  server_.send_from_bus(w.finish());
+  server_.send_trusted_from_bus(w.finish());
   return true;
 }
 

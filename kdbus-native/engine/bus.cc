@@ -769,21 +769,27 @@ int Bus::name_owner(std::string_view name, ConnId& out) const {
 
 int Bus::list(uint64_t flags, std::vector<NameOwnerInfo>& out) const {
   out.clear();
+  visit_names(flags, [&out](std::string_view name, ConnId id, uint64_t f) {
+    out.push_back({name.empty() ? unique_name(id) : std::string(name), id, f});
+  });
+  return 0;
+}
+
+void Bus::visit_names(uint64_t flags, const std::function<void(std::string_view, ConnId, uint64_t)>& fn) const {
   if (flags & kListUnique) {
     for (const auto& [id, c] : s_->conns) {
-      if (c->is_ordinary()) out.push_back({unique_name(id), id, 0});
+      if (c->is_ordinary()) fn(std::string_view(), id, 0);
     }
   }
   for (const auto& [name, e] : s_->names.entries()) {
     if (!e.owners.empty()) {
-      if (flags & kListNames) out.push_back({name, e.owners.front().id, e.owners.front().flags | kNamePrimary});
+      if (flags & kListNames) fn(name, e.owners.front().id, e.owners.front().flags | kNamePrimary);
       if (flags & kListQueued) {
-        for (size_t i = 1; i < e.owners.size(); ++i) out.push_back({name, e.owners[i].id, e.owners[i].flags | kNameInQueue});
+        for (size_t i = 1; i < e.owners.size(); ++i) fn(name, e.owners[i].id, e.owners[i].flags | kNameInQueue);
       }
     }
-    if ((flags & kListActivators) && e.activator != 0) out.push_back({name, e.activator, kNameActivator});
+    if ((flags & kListActivators) && e.activator != 0) fn(name, e.activator, kNameActivator);
   }
-  return 0;
 }
 
 int Bus::queued_owners(std::string_view name, std::vector<ConnId>& out) const {

@@ -7,6 +7,7 @@
 // Single-threaded: the caller serialises all calls.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -230,6 +231,9 @@ class Bus {
   // LIST: unique ids and/or well-known names (primary owners; with
   // kListQueued the waiters too, in queue order after the owner).
   int list(uint64_t flags, std::vector<NameOwnerInfo>& out) const;
+  // The same entries without copying them: `name` is empty for a unique id
+  // and otherwise a view into the registry, valid during the call.
+  void visit_names(uint64_t flags, const std::function<void(std::string_view name, ConnId id, uint64_t flags)>& fn) const;
 
   // Owner first, then the waiters in queue order. ESRCH if no owner.
   int queued_owners(std::string_view name, std::vector<ConnId>& out) const;

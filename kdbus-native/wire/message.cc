@@ -485,12 +485,15 @@ Writer& Writer::add_bool(bool v) {
   return *this;
 }
 
-Writer& Writer::add_string_array(const std::vector<std::string>& v) {
+Writer& Writer::add_string_array(const std::vector<std::string_view>& v) {
+  size_t bytes = 0;
+  for (std::string_view s : v) bytes += 4 + s.size() + 1 + 3;
+  body_.reserve(body_.size() + 4 + bytes);
   body_u32(body_, 0);
   const size_t len_at = body_.size() - 4;
   // Strings are 4-aligned, which the length already left us at.
   const size_t start = body_.size();
-  for (const std::string& s : v) body_string(body_, s);
+  for (std::string_view s : v) body_string(body_, s);
   store_u32(body_.data() + len_at, uint32_t(body_.size() - start), false);
   signature_ += "as";
   return *this;

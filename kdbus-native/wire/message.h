@@ -113,7 +113,7 @@ class Writer {
   Writer& add_object_path(std::string_view v);
   Writer& add_uint32(uint32_t v);
   Writer& add_bool(bool v);
-  Writer& add_string_array(const std::vector<std::string>& v);
+  Writer& add_string_array(const std::vector<std::string_view>& v);
 
   std::vector<uint8_t> finish() const;
 
