@@ -441,7 +441,7 @@ void Peer::handle_message(const uint8_t* data, size_t len, const std::shared_ptr
       return;
     }
     budget_ -= kDriverCallCost;
-    if (answer_list_names(h) || answer_match(h, data)) return;
+    if (answer_list_names(h) || answer_match(h, data) || answer_get_name_owner(h, data)) return;
     DriverCall call;
     call.sender = id_;
     call.sender_name = name_;
@@ -527,6 +527,35 @@ bool Peer::answer_list_names(const wire::Header& h) {
   // As dbus-daemon, NO_REPLY_EXPECTED spares only empty replies.
   wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
   w.reply_serial(h.serial).destination(name_).sender(kBusName).add_string_array(names);
+  server_.send_trusted_from_bus(w.finish());
+  return true;
+}
+
+// GetNameOwner is answered here: clients ask it all the time (GDBus and
+// sd-bus before a call to a well-known name), and through JavaScript it cost
+// more than the lookup. As dbus-daemon, the name is not validated: one that
+// is not owned, valid or not, has no owner.
+bool Peer::answer_get_name_owner(const wire::Header& h, const uint8_t* data) {
+  if (h.type != wire::MsgType::MethodCall || h.member != "GetNameOwner" || h.signature != "s" ||
+      (h.has_interface && h.interface != kBusName))
+    return false;
+  // The body was validated with the message: one string, at its start.
+  const uint8_t* body = data + h.body_offset;
+  const std::string_view name(reinterpret_cast<const char*>(body + 4), wire::detail::load_u32(body, h.big_endian));
+  std::string owner;
+  kdbus::ConnId id = 0;
+  if (name == kBusName) {
+    owner = kBusName;
+  } else if (server_.bus().name_owner(name, id) == 0) {
+    owner = kdbus::unique_name(id);
+  } else {
+    server_.send_error(id_, h.serial, "org.freedesktop.DBus.Error.NameHasNoOwner",
+                       "Could not get owner of name '" + std::string(name) + "': no such name");
+    return true;
+  }
+  // A reply with a value is sent even under NO_REPLY_EXPECTED, as dbus-daemon does.
+  wire::Writer w(wire::MsgType::MethodReturn, 1, wire::kNoReplyExpected);
+  w.reply_serial(h.serial).destination(name_).sender(kBusName).add_string(owner);
   server_.send_trusted_from_bus(w.finish());
   return true;
 }

@@ -140,6 +140,7 @@ class Peer final : public Pollable, public kdbus::AccountListener {
   void answer_hello(const wire::Header& h);
   bool answer_list_names(const wire::Header& h);
   bool answer_match(const wire::Header& h, const uint8_t* data);
+  bool answer_get_name_owner(const wire::Header& h, const uint8_t* data);
   void reply_unregistered(const wire::Header& h, std::string_view name, std::string_view text);
   std::shared_ptr<kdbus::Message> prepare(const wire::Header& h, const uint8_t* data, size_t len,
                                           const std::shared_ptr<std::vector<uint8_t>>& buffer);

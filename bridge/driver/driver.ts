@@ -80,8 +80,7 @@ export class Driver {
       ['org.freedesktop.DBus.NameHasOwner', (_c, a) => ({ signature: 'b', body: [this.owner(a[0] as string) !== null] })],
       // ListNames is answered by the addon (kdbus-native/peer.cc): every call that gets past the checks above.
       ['org.freedesktop.DBus.ListActivatableNames', () => ({ signature: 'as', body: [[BUS_NAME, ...(this.ctx.activation?.names() ?? [])]] })],
-      // AddMatch and RemoveMatch too (peer.cc): only their wrong signatures and interfaces come here.
-      ['org.freedesktop.DBus.GetNameOwner', (_c, a) => this.getNameOwner(a[0] as string)],
+      // AddMatch, RemoveMatch and GetNameOwner too (peer.cc): only their wrong signatures and interfaces come here.
       ['org.freedesktop.DBus.ListQueuedOwners', (_c, a) => this.listQueuedOwners(a[0] as string)],
       ['org.freedesktop.DBus.GetConnectionUnixUser', (_c, a) => this.unixUser(a[0] as string)],
       ['org.freedesktop.DBus.GetConnectionUnixProcessID', (_c, a) => this.unixProcessId(a[0] as string)],
@@ -292,14 +291,6 @@ export class Driver {
   private owner(name: string): string | null {
     if (name === BUS_NAME) return BUS_NAME;
     return this.ctx.native.getNameOwner(name);
-  }
-
-  private getNameOwner(name: string) {
-    const owner = this.owner(name);
-    if (owner === null) {
-      throw new DBusError(`${ERR}NameHasNoOwner`, `Could not get owner of name '${name}': no such name`);
-    }
-    return { signature: 's', body: [owner] };
   }
 
   private listQueuedOwners(name: string) {

@@ -148,6 +148,12 @@ function driverCases(): Case[] {
     cases.push(call(D, 'ListNames', [], { path }), call(undefined, 'ListNames', [], { path, label: `ListNames() without interface at ${path}` }));
     cases.push(call(D, 'ListNames', [], { path, flags: NO_REPLY_EXPECTED, label: `ListNames() with NO_REPLY_EXPECTED at ${path}` }));
     cases.push(call('org.freedesktop.DBus.Peer', 'ListNames', [], { path }));
+    // So is GetNameOwner, with its error.
+    for (const name of [BUS, 'com.example.Owned', 'com.example.Free']) {
+      cases.push(call(undefined, 'GetNameOwner', [s(name)], { path, label: `GetNameOwner(${name}) without interface at ${path}` }));
+      cases.push(call(D, 'GetNameOwner', [s(name)], { path, flags: NO_REPLY_EXPECTED, label: `GetNameOwner(${name}) with NO_REPLY_EXPECTED at ${path}` }));
+    }
+    cases.push(call('org.freedesktop.DBus.Peer', 'GetNameOwner', [s(BUS)], { path }));
     // So are AddMatch and RemoveMatch, with their errors.
     for (const rule of ["type='signal',member='At'", "type='bogus'"]) {
       cases.push(call(undefined, 'AddMatch', [s(rule)], { path, label: `AddMatch(${rule}) without interface at ${path}` }));
