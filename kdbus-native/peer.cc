@@ -509,14 +509,30 @@ void Peer::answer_hello(const wire::Header& h) {
   server_.send_from_bus(driver_signal("NameAcquired", name_, {name_}));
 }
 
+namespace {
+
+// A method call to the bus's own interface (or to none, which the driver
+// resolves to it) with this member and signature: one the addon answers.
+bool bus_method(const wire::Header& h, std::string_view member, std::string_view signature) {
+  return h.type == wire::MsgType::MethodCall && h.member == member && h.signature == signature &&
+         (!h.has_interface || h.interface == kBusName);
+}
+
+// The first argument of a call whose signature starts with a string: the
+// body was validated with the message.
+std::string_view string_arg(const wire::Header& h, const uint8_t* data) {
+  const uint8_t* body = data + h.body_offset;
+  return std::string_view(reinterpret_cast<const char*>(body + 4), wire::detail::load_u32(body, h.big_endian));
+}
+
+}  // namespace
+
 // ListNames is answered here: with thousands of names, building and
 // marshalling the reply in JavaScript cost more than the rest of the call.
 // Same reply as the driver's: the bus's name, then what the registry lists.
 // Other shapes of the call (arguments, another interface) go to the driver.
 bool Peer::answer_list_names(const wire::Header& h) {
-  if (h.type != wire::MsgType::MethodCall || h.member != "ListNames" || !h.signature.empty() ||
-      (h.has_interface && h.interface != kBusName))
-    return false;
+  if (!bus_method(h, "ListNames", "")) return false;
   // Views into the registry, and unique names made once each (a deque
   // keeps them where the views point).
   std::deque<std::string> uniques;
@@ -536,12 +552,8 @@ bool Peer::answer_list_names(const wire::Header& h) {
 // more than the lookup. As dbus-daemon, the name is not validated: one that
 // is not owned, valid or not, has no owner.
 bool Peer::answer_get_name_owner(const wire::Header& h, const uint8_t* data) {
-  if (h.type != wire::MsgType::MethodCall || h.member != "GetNameOwner" || h.signature != "s" ||
-      (h.has_interface && h.interface != kBusName))
-    return false;
-  // The body was validated with the message: one string, at its start.
-  const uint8_t* body = data + h.body_offset;
-  const std::string_view name(reinterpret_cast<const char*>(body + 4), wire::detail::load_u32(body, h.big_endian));
+  if (!bus_method(h, "GetNameOwner", "s")) return false;
+  const std::string_view name = string_arg(h, data);
   std::string owner;
   kdbus::ConnId id = 0;
   if (name == kBusName) {
@@ -565,12 +577,9 @@ bool Peer::answer_get_name_owner(const wire::Header& h, const uint8_t* data) {
 // cost time and memory that stayed (compiled code, a grown heap). Other
 // shapes of the calls (another signature or interface) go to the driver.
 bool Peer::answer_match(const wire::Header& h, const uint8_t* data) {
-  if (h.type != wire::MsgType::MethodCall || h.signature != "s" || (h.has_interface && h.interface != kBusName)) return false;
-  const bool add = h.member == "AddMatch";
-  if (!add && h.member != "RemoveMatch") return false;
-  // The body was validated with the message: one string, at its start.
-  const uint8_t* body = data + h.body_offset;
-  const std::string_view text(reinterpret_cast<const char*>(body + 4), wire::detail::load_u32(body, h.big_endian));
+  const bool add = bus_method(h, "AddMatch", "s");
+  if (!add && !bus_method(h, "RemoveMatch", "s")) return false;
+  const std::string_view text = string_arg(h, data);
   kdbus::MatchRule rule;
   std::string err;
   if (!kdbus::MatchRule::parse(text, rule, err)) {
